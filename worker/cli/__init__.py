@@ -1,0 +1,1 @@
+"""The `closeloop` command line: one typer app, a module per command group."""

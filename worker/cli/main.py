@@ -1,0 +1,20 @@
+"""Entry point of the `closeloop` console script: mounts every command group."""
+
+import typer
+
+app = typer.Typer(
+    name="closeloop",
+    help="closeloop routes city incidents to the departments that must act, and closes the loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _mount() -> None:
+    # Each group lives in its own module; importing here keeps `closeloop --help` the one index.
+    from worker.cli import schemas
+
+    app.add_typer(schemas.app, name="schemas", help="Export the JSON Schema contracts.")
+
+
+_mount()

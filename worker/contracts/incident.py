@@ -1,0 +1,98 @@
+"""An incident as filed: by hotline staff, by a producer on the intake queue, or by a monitor."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from worker.contracts.enums import Priority
+
+MAX_DESCRIPTION_CHARS = 4000
+MAX_TITLE_CHARS = 200
+MAX_ATTACHMENTS = 10
+MAX_ATTRIBUTES = 50
+
+Slug = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$"),
+]
+CategoryCode = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+    ),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+AttributeValue = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Location(_Strict):
+    """Where it is. Coordinates are WGS 84 degrees; district and grid are the city's own codes."""
+
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    address: ShortText | None = None
+    district: Slug | None = None
+    grid: Slug | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give latitude and longitude together, or neither")
+        return self
+
+
+class Reporter(_Strict):
+    """The citizen who reported it. Personal data: redacted in logs, shared only where a route says."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    phone: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")
+        ]
+        | None
+    ) = None
+    email: EmailStr | None = None
+
+
+class Incident(_Strict):
+    """One report of one problem. The intake contract for HTTP, the queue and monitors alike."""
+
+    source: Slug = Field(description="Who filed it: hotline, app, web, monitor, a partner system...")
+    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
+        Field(default=None, description="The filer's own id; with `source` it makes a repeat harmless.")
+    )
+    category: CategoryCode = Field(description="A category code from the routing rules, e.g. `water.pipe_burst`.")
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)] = ""
+    location: Location = Field(default_factory=Location)
+    reporter: Reporter | None = None
+    priority_hint: Priority | None = None
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When it happened, with its UTC offset."
+    )
+    attachments: list[AnyHttpUrl] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    attributes: dict[Slug, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="Anything else the filer knows (sensor id, reading...); rules may match on it.",
+    )
+
+    def text(self) -> str:
+        """Title and description together: what keyword matchers look at."""
+        return f"{self.title}\n{self.description}"
+
