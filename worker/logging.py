@@ -1,0 +1,124 @@
+"""structlog, configured once for every process: API, worker, beat and CLI.
+
+JSON lines when stderr is not a terminal (what a log shipper wants), readable colours when it
+is. Standard-library loggers (Celery, uvicorn, SQLAlchemy) go through the same processors so
+that their lines are JSON too and are redacted too.
+
+Citizens' names, phone numbers and e-mail addresses are personal data: `redact_personal_data`
+blanks them by key anywhere in an event, and scrubs phone- and e-mail-shaped text from every
+string value, so a careless `log.info("...", body=raw_text)` cannot leak them either.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[redacted]"
+
+_PERSONAL_KEYS = frozenset(
+    {
+        "name",
+        "phone",
+        "email",
+        "reporter",
+        "reporter_name",
+        "reporter_phone",
+        "reporter_email",
+        "contact",
+        "authorization",
+        "secret",
+        "token",
+    }
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Seven to fifteen digits, optionally separated by single spaces or dashes, optionally with a
+# leading +: every phone format the hotline sees. ISO dates are shaped alike and are kept.
+_PHONE = re.compile(r"(?<![\w.:/-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,14}(?![\w.:/-])")
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+
+
+def scrub_text(text: str) -> str:
+    text = _WHSEC.sub(REDACTED, text)
+    text = _EMAIL.sub(REDACTED, text)
+    return _PHONE.sub(REDACTED, text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_personal(k) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _is_personal(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in _PERSONAL_KEYS
+
+
+def redact_personal_data(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    redacted: MutableMapping[str, Any] = {}
+    for key, value in event_dict.items():
+        redacted[key] = REDACTED if _is_personal(key) and value is not None else _scrub(value)
+    return dict(redacted)
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_personal_data,
+    ]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
+    """Set up structlog and the standard library's root logger. Safe to call again."""
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not _is_terminal(stream))
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=_is_terminal(stream))
+    )
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger.bind(**bound) if bound else logger

@@ -1,0 +1,101 @@
+"""Intake: an incident as filed becomes a case in `received`, exactly once.
+
+A repeat of the same filing (same `Idempotency-Key`, or same source and external id) returns
+the case the first one created. The unique constraints decide races between two repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.contracts.audit import Actor
+from worker.contracts.incident import Incident
+from worker.db.models import Case, Reporter, new_id
+from worker.lifecycle import open_case
+
+
+@dataclass(frozen=True)
+class Accepted:
+    case: Case
+    created: bool
+
+
+def find_repeat(session: Session, incident: Incident, idempotency_key: str | None) -> Case | None:
+    if idempotency_key:
+        found = session.scalar(select(Case).where(Case.idempotency_key == idempotency_key))
+        if found is not None:
+            return found
+    if incident.external_id:
+        return session.scalar(
+            select(Case).where(
+                Case.source == incident.source, Case.external_id == incident.external_id
+            )
+        )
+    return None
+
+
+def case_from_incident(incident: Incident, idempotency_key: str | None = None) -> Case:
+    where = incident.location
+    return Case(
+        id=new_id(),
+        source=incident.source,
+        external_id=incident.external_id,
+        idempotency_key=idempotency_key,
+        category=incident.category,
+        title=incident.title,
+        description=incident.description,
+        latitude=where.latitude,
+        longitude=where.longitude,
+        address=where.address,
+        district=where.district,
+        grid=where.grid,
+        priority=(incident.priority_hint or "normal"),
+        priority_hint=incident.priority_hint,
+        attributes=dict(incident.attributes),
+        attachments=[str(url) for url in incident.attachments],
+        occurred_at=incident.occurred_at,
+    )
+
+
+def accept_incident(
+    session: Session, incident: Incident, *, actor: Actor, idempotency_key: str | None = None
+) -> Accepted:
+    """Create the case for `incident`, or return the one an earlier identical filing made."""
+    existing = find_repeat(session, incident, idempotency_key)
+    if existing is not None:
+        return Accepted(existing, created=False)
+    case = case_from_incident(incident, idempotency_key)
+    try:
+        with session.begin_nested():
+            open_case(
+                session,
+                case,
+                actor=actor,
+                data={
+                    "category": incident.category,
+                    "source": incident.source,
+                    "title": incident.title,
+                },
+            )
+            if incident.reporter is not None:
+                reporter = incident.reporter
+                session.add(
+                    Reporter(
+                        case=case,
+                        name=reporter.name,
+                        phone=reporter.phone,
+                        email=str(reporter.email) if reporter.email else None,
+                    )
+                )
+            session.flush()
+    except IntegrityError:
+        # A concurrent repeat won the unique key between our look-up and our insert.
+        repeat = find_repeat(session, incident, idempotency_key)
+        if repeat is None:
+            raise
+        return Accepted(repeat, created=False)
+    return Accepted(case, created=True)
