@@ -96,3 +96,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def service(pg_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+    """The service's settings, Celery app and engine pointed at this test's PostgreSQL
+    database and at Redis under a key prefix of its own."""
+    from tests.support.service import service_environment
+
+    with service_environment(pg_url, redis_url) as values:
+        yield values

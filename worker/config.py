@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker URL (redis://host:6379/0). Unset: embedded Redis.",
     )
+    broker_key_prefix: str = Field(
+        default="",
+        description="Prefix for every key closeloop's queues use in Redis (to share one Redis).",
+    )
+    redelivery_cap: int = Field(
+        default=5,
+        description="Redeliveries after a worker died mid-task before the task is dead-lettered.",
+    )
     rules_dir: Path = Field(default=Path("routing_rules"), description="The routing rules folder.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["auto", "json", "console"] = Field(

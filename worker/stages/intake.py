@@ -1,4 +1,5 @@
-"""Intake: an incident as filed becomes a case in `received`, exactly once.
+"""Intake: an incident as filed becomes a case in `received`, exactly once, and the monitor
+stage is told (through the outbox, in the same transaction).
 
 A repeat of the same filing (same `Idempotency-Key`, or same source and external id) returns
 the case the first one created. The unique constraints decide races between two repeats.
@@ -16,6 +17,8 @@ from worker.contracts.audit import Actor
 from worker.contracts.incident import Incident
 from worker.db.models import Case, Reporter, new_id
 from worker.lifecycle import open_case
+from worker.outbox import enqueue
+from worker.tasks.names import MONITOR
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def accept_incident(
                     )
                 )
             session.flush()
+        enqueue(session, MONITOR, {"case_id": case.id}, case_id=case.id)
     except IntegrityError:
         # A concurrent repeat won the unique key between our look-up and our insert.
         repeat = find_repeat(session, incident, idempotency_key)

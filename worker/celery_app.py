@@ -1,0 +1,70 @@
+"""The Celery application: queues per kind of work, and the settings that keep work safe.
+
+Every choice here protects against a named failure (see the README's "Reliability settings"):
+
+- `task_acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only after its
+  task finished, so a worker killed mid-task leaves the message to be delivered again.
+- `worker_prefetch_multiplier = 1`: a worker holds one message at a time, so a slow department
+  endpoint never sits on messages another worker could run.
+- `visibility_timeout`: how long Redis waits for an acknowledgement before handing the message
+  to another worker; longer than any task may run (tasks have a hard time limit below it).
+- queues per kind of work (intake, incidents, pipeline, webhooks, timers), each consumable by
+  its own workers, so webhooks stuck on a dead endpoint never delay triage of a gas leak.
+- a redelivery cap (`worker.tasks_base`): a message that kills its worker every time ends as a
+  dead-letter record, never an endless loop and never a silent drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from worker.config import Settings, get_settings
+
+QUEUES = ("intake", "incidents", "pipeline", "webhooks", "timers")
+
+# Task names are "closeloop.<queue>.<what>": the middle word routes them.
+TASK_ROUTES = {f"closeloop.{queue}.*": {"queue": queue} for queue in QUEUES}
+
+VISIBILITY_TIMEOUT_S = 600
+TASK_TIME_LIMIT_S = 120
+
+app = Celery("closeloop")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    if settings.broker_key_prefix:
+        transport["global_keyprefix"] = settings.broker_key_prefix
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": "pipeline",
+        "task_routes": TASK_ROUTES,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_time_limit": TASK_TIME_LIMIT_S,
+        "task_soft_time_limit": TASK_TIME_LIMIT_S - 10,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "enable_utc": True,
+        "imports": ["worker.tasks"],
+    }
+
+
+def configure(settings: Settings | None = None) -> Celery:
+    """Apply the settings to the app (again, after tests or `closeloop up` change them)."""
+    app.conf.update(celery_config(settings or get_settings()))
+    return app
+
+
+configure()

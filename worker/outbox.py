@@ -1,0 +1,112 @@
+"""The transactional outbox: a message is written in the same transaction as the change it
+announces, and published to the broker only after that transaction commits.
+
+`enqueue` adds the row and remembers it on the session; when the session commits, the rows are
+published at once. If the broker is down then, or the process dies between commit and publish,
+the rows stay unpublished and `relay` (a beat task) publishes them later. A message is never
+sent for a change that rolled back. Consumers are idempotent, so a message published twice
+(relay racing the after-commit hook) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import session as orm_session
+
+from worker.clock import now
+from worker.config import get_settings
+from worker.db.models import OutboxMessage
+from worker.logging import get_logger
+
+log = get_logger("closeloop.outbox")
+
+_PENDING = "closeloop_outbox_pending"
+
+
+def enqueue(
+    session: Session, task_name: str, payload: dict[str, Any], *, case_id: str | None = None
+) -> OutboxMessage:
+    message = OutboxMessage(task_name=task_name, payload=payload, case_id=case_id)
+    session.add(message)
+    session.flush()
+    session.info.setdefault(_PENDING, []).append(message.id)
+    return message
+
+
+@event.listens_for(orm_session.Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    ids = session.info.pop(_PENDING, None)
+    if ids:
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        publish(engine, ids)
+
+
+@event.listens_for(orm_session.Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, _: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def publish(engine: Engine, ids: list[int]) -> int:
+    """Send the given outbox rows to the broker and mark them published. Never raises:
+    whatever could not be sent now is the relay's to send."""
+    from worker.celery_app import app
+
+    if not get_settings().broker_url:
+        return 0  # no broker configured in this process (a CLI, a test): the relay sends them
+    sent: list[int] = []
+    try:
+        with Session(engine) as session:
+            messages = session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None)
+                )
+            ).all()
+            for message in messages:
+                app.send_task(
+                    message.task_name,
+                    kwargs=message.payload,
+                    task_id=f"outbox-{message.id}-{message.publish_attempts}",
+                )
+                sent.append(message.id)
+    except Exception as error:  # the relay will retry whatever is still unpublished
+        log.warning("outbox publish failed; the relay will retry", error=str(error), ids=ids)
+    if sent:
+        _mark_published(engine, sent)
+    return len(sent)
+
+
+def _mark_published(engine: Engine, ids: list[int]) -> None:
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
+            )
+    except Exception as error:  # published but not marked: the relay sends again, harmlessly
+        log.warning("could not mark outbox rows published", error=str(error), ids=ids)
+
+
+def relay(engine: Engine, older_than: timedelta = timedelta(seconds=5), limit: int = 500) -> int:
+    """Publish rows left unpublished (broker down, process died after commit)."""
+    with Session(engine) as session:
+        ids = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.published_at.is_(None),
+                    OutboxMessage.created_at < now() - older_than,
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            )
+        )
+    if ids:
+        log.info("relaying unpublished outbox messages", count=len(ids))
+        return publish(engine, ids)
+    return 0

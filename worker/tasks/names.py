@@ -1,0 +1,5 @@
+"""Task names, importable without importing Celery tasks (stages enqueue by name)."""
+
+MONITOR = "closeloop.pipeline.monitor"
+DISPATCH = "closeloop.pipeline.dispatch"
+SEND_WEBHOOK = "closeloop.webhooks.send"
