@@ -51,7 +51,8 @@ def _seed(url: str, events: int) -> None:
                 cursor,
                 "COPY cases (id, state, version, source, category, title, description, priority,"
                 " attributes, attachments, received_at, updated_at, route_path, overdue,"
-                " escalation_level, reporter_count, return_count, reopen_count, audit_seq,"
+                " escalation_level, reporter_count, return_count, dispatch_round, escalation_plan,"
+                " share_contact, reopen_count, audit_seq,"
                 " audit_head) FROM STDIN",
                 cases,
             )
@@ -89,7 +90,7 @@ def _one_case(n: int, start: datetime, cases: io.StringIO, rows: io.StringIO) ->
         head = digest
     cases.write(
         f"{case_id}\tclosed\t1\tbench\twater.pipe_burst\tbench\t\tnormal\t{{}}\t[]\t"
-        f"{at.isoformat()}\t{at.isoformat()}\t[]\tf\t0\t1\t0\t0\t{EVENTS_PER_CASE}\t{head}\n"
+        f"{at.isoformat()}\t{at.isoformat()}\t[]\tf\t0\t1\t0\t1\t[]\tf\t0\t{EVENTS_PER_CASE}\t{head}\n"
     )
 
 

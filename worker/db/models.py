@@ -79,6 +79,11 @@ class Case(Base):
     reporter_count: Mapped[int] = mapped_column(Integer, default=1)
     merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id"))
     return_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Which routing round the live tasks belong to: 1 at first dispatch, +1 at each re-dispatch.
+    dispatch_round: Mapped[int] = mapped_column(Integer, default=0)
+    # The route's escalation chain as decided at dispatch (levels, deadlines, who to tell).
+    escalation_plan: Mapped[list[Any]] = mapped_column(default=list)
+    share_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
