@@ -12,13 +12,14 @@ app = typer.Typer(
 
 def _mount() -> None:
     # Each group lives in its own module; importing here keeps `closeloop --help` the one index.
-    from worker.cli import audit, db, run, schemas
+    from worker.cli import audit, db, rules, run, schemas
 
     app.command("up")(run.up)
     app.command("api")(run.api)
     app.add_typer(db.app, name="db", help="The store: migrations.")
     app.add_typer(audit.app, name="audit", help="The audit store: verify its hash chains.")
     app.add_typer(schemas.app, name="schemas", help="Export the JSON Schema contracts.")
+    app.add_typer(rules.app, name="rules", help="Check, test, explain and show the routing rules.")
 
 
 _mount()

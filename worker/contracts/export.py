@@ -31,11 +31,13 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
     # Imported here so that a contract module may itself import from worker.contracts freely.
     from worker.contracts.audit import AuditEventOut
     from worker.contracts.case import CaseOut
+    from worker.rules.model import RulesFile
 
     return {
         "incident.schema.json": _of(Incident),
         "case.schema.json": _of(CaseOut),
         "audit-event.schema.json": _of(AuditEventOut),
+        "routing-rules.schema.json": _of(RulesFile, "closeloop routing rules file"),
     }
 
 

@@ -93,7 +93,9 @@ def load_cases(path: Path) -> tuple[CasesFile, yamlsrc.Document]:
     try:
         document = yamlsrc.parse(path.read_text(encoding="utf-8"))
     except yamlsrc.YamlProblem as exc:
-        raise RulesLoadError([RuleError(str(path), exc.position.line, exc.position.column, exc.message)]) from exc
+        raise RulesLoadError(
+            [RuleError(str(path), exc.position.line, exc.position.column, exc.message)]
+        ) from exc
     try:
         return CasesFile.model_validate(document.data), document
     except ValidationError as exc:
@@ -111,7 +113,9 @@ def run_cases(ruleset: Ruleset, path: Path, *, default_at: datetime | None = Non
     for index, case in enumerate(cases.cases):
         now = case.at or cases.at or default_at
         if now is None:
-            raise RulesLoadError([RuleError(str(path), 1, 1, "give `at:` for the file or for each case")])
+            raise RulesLoadError(
+                [RuleError(str(path), 1, 1, "give `at:` for the file or for each case")]
+            )
         decision = decide(ruleset, case.incident, now, exclude=frozenset(case.exclude))
         differences = compare(case.expect, decision)
         if differences:

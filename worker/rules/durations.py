@@ -20,12 +20,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration, largest units first: 36h -> `1d12h`."""
+    """The inverse of parse_duration: `30m`, `2h`, `24h`, `36h`, `7d`, `1h30m`."""
     seconds = int(value.total_seconds())
     if seconds == 0:
         return "0s"
+    # Hotline practice speaks of 2 hours, 24 hours, 7 days: days only from 2 whole days up.
+    units = ("d",) if seconds % 86400 == 0 and seconds >= 2 * 86400 else ("h", "m", "s")
     parts = []
-    for unit in ("d", "h", "m", "s"):
+    for unit in units:
         count, seconds = divmod(seconds, _UNITS[unit])
         if count:
             parts.append(f"{count}{unit}")

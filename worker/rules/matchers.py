@@ -60,6 +60,8 @@ class Matcher(Protocol):
 
     def explain(self, facts: Facts) -> str: ...
 
+    def describe(self) -> str: ...
+
 
 def _listed(values: Iterable[object]) -> str:
     return ", ".join(str(v) for v in values)
@@ -78,6 +80,9 @@ class CategoryMatcher:
     def explain(self, facts: Facts) -> str:
         return f"category {facts.category} in [{_listed(self.written)}]"
 
+    def describe(self) -> str:
+        return f"category: {_listed(self.written)}"
+
 
 @dataclass(frozen=True, slots=True)
 class FieldMatcher:
@@ -93,6 +98,9 @@ class FieldMatcher:
     def explain(self, facts: Facts) -> str:
         label = "priority hint" if self.field == "hint" else self.field
         return f"{label} {getattr(facts, self.field) or '(none)'} in [{_listed(self.written)}]"
+
+    def describe(self) -> str:
+        return f"{'priority' if self.field == 'hint' else self.field}: {_listed(self.written)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,9 @@ class AreaMatcher:
             return f"location (no coordinates) inside area [{_listed(self.written)}]"
         return f"location [{facts.lon}, {facts.lat}] inside area [{_listed(self.written)}]"
 
+    def describe(self) -> str:
+        return f"area: {_listed(self.written)}"
+
 
 @dataclass(frozen=True, slots=True)
 class KeywordMatcher:
@@ -126,6 +137,9 @@ class KeywordMatcher:
         found = [w for w, f in zip(self.written, self.words, strict=True) if f in facts.text]
         return f"text contains any of [{_listed(self.written)}] (found: {_listed(found) or 'none'})"
 
+    def describe(self) -> str:
+        return f"keywords: {_listed(self.written)}"
+
 
 @dataclass(frozen=True, slots=True)
 class WindowMatcher:
@@ -137,6 +151,9 @@ class WindowMatcher:
     def explain(self, facts: Facts) -> str:
         spans = "; ".join(f"{w.id} {w.describe()}" for w in self.windows)
         return f"now {facts.now.isoformat()} inside window [{spans}]"
+
+    def describe(self) -> str:
+        return f"window: {_listed(w.id for w in self.windows)}"
 
 
 def _same(a: object, b: object) -> bool:
@@ -163,6 +180,9 @@ class AttributeMatcher:
         actual = facts.attributes.get(self.key, "(absent)")
         return f"attributes.{self.key} {actual!r} in [{_listed(repr(v) for v in self.values)}]"
 
+    def describe(self) -> str:
+        return f"attributes.{self.key}: {_listed(self.values)}"
+
 
 @dataclass(frozen=True, slots=True)
 class NotMatcher:
@@ -174,3 +194,6 @@ class NotMatcher:
     def explain(self, facts: Facts) -> str:
         parts = " and ".join(m.explain(facts) for m in self.inner)
         return f"not ({parts})"
+
+    def describe(self) -> str:
+        return f"not ({'; '.join(m.describe() for m in self.inner)})"
