@@ -34,7 +34,8 @@ def _square(west: float, south: float, east: float, north: float) -> list[list[f
 
 BASE: dict[str, Any] = {
     "departments": [
-        _department(d) for d in ("ops", "water", "gas", "fire", "roads", "env", "gov-a", "gov-b", "boss")
+        _department(d)
+        for d in ("ops", "water", "gas", "fire", "roads", "env", "gov-a", "gov-b", "boss")
     ],
     "categories": [
         {
@@ -63,15 +64,28 @@ BASE: dict[str, Any] = {
         },
     ],
     "districts": [
-        {"id": "a", "name": {"zh": "甲区", "en": "A"}, "government": "gov-a", "grids": [{"id": "a-1"}, {"id": "a-2"}]},
-        {"id": "b", "name": {"zh": "乙区", "en": "B"}, "government": "gov-b", "grids": [{"id": "b-1"}]},
+        {
+            "id": "a",
+            "name": {"zh": "甲区", "en": "A"},
+            "government": "gov-a",
+            "grids": [{"id": "a-1"}, {"id": "a-2"}],
+        },
+        {
+            "id": "b",
+            "name": {"zh": "乙区", "en": "B"},
+            "government": "gov-b",
+            "grids": [{"id": "b-1"}],
+        },
         {"id": "c", "name": {"zh": "丙区", "en": "C"}},
     ],
     "areas": [
         {
             "id": "square",
             "name": {"zh": "方", "en": "Square with a hole"},
-            "geometry": {"type": "Polygon", "coordinates": [_square(0, 0, 10, 10), _square(4, 4, 6, 6)]},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [_square(0, 0, 10, 10), _square(4, 4, 6, 6)],
+            },
         },
         {
             "id": "islands",
@@ -91,7 +105,13 @@ BASE: dict[str, Any] = {
             "end": "06:00",
             "weekdays": ["fri"],
         },
-        {"id": "office", "timezone": "UTC", "start": "09:00", "end": "17:00", "weekdays": ["mon", "tue"]},
+        {
+            "id": "office",
+            "timezone": "UTC",
+            "start": "09:00",
+            "end": "17:00",
+            "weekdays": ["mon", "tue"],
+        },
     ],
     "catch_all": {"lead": "ops", "acknowledge_within": "2h", "resolve_within": "7d"},
 }

@@ -47,7 +47,8 @@ def test_there_is_a_bad_file_for_each_kind_of_mistake() -> None:
 def test_a_bad_file_in_a_folder_refuses_the_whole_folder(tmp_path: Path) -> None:
     folder = write_rules(tmp_path / "rules", [route("r", "water")])
     (folder / "extra.yaml").write_text(
-        "routes:\n  - id: more\n    lead: gass\n    acknowledge_within: 1h\n    resolve_within: 1d\n"
+        "routes:\n  - id: more\n    lead: gass\n"
+        "    acknowledge_within: 1h\n    resolve_within: 1d\n"
     )
     with pytest.raises(RulesLoadError) as refused:
         load_ruleset(folder)
@@ -61,9 +62,15 @@ def test_rules_split_across_files_in_path_order(tmp_path: Path) -> None:
     (folder / "routes").mkdir(parents=True)
     sections = {k: v for k, v in BASE.items() if k != "catch_all"}
     (folder / "city.yaml").write_text(yaml.safe_dump(sections, allow_unicode=True))
-    (folder / "routes" / "20-later.yaml").write_text(yaml.safe_dump({"routes": [route("later", "gas")]}))
-    (folder / "routes" / "10-first.yaml").write_text(yaml.safe_dump({"routes": [route("first", "water")]}))
-    (folder / "routes" / "99-catch-all.yaml").write_text(yaml.safe_dump({"catch_all": BASE["catch_all"]}))
+    (folder / "routes" / "20-later.yaml").write_text(
+        yaml.safe_dump({"routes": [route("later", "gas")]})
+    )
+    (folder / "routes" / "10-first.yaml").write_text(
+        yaml.safe_dump({"routes": [route("first", "water")]})
+    )
+    (folder / "routes" / "99-catch-all.yaml").write_text(
+        yaml.safe_dump({"catch_all": BASE["catch_all"]})
+    )
     (folder / "cases.yaml").write_text("not: [rules")  # expectation files are not rules
     rules = load_ruleset(folder)
     assert [r.path for r in rules.routes.routes] == ["first", "later"]
@@ -77,8 +84,9 @@ def test_duplicate_top_level_route_across_files_names_both(tmp_path: Path) -> No
     )
     errors = [str(e) for e in check(folder)]
     assert errors == [
-        f"{folder}/zz-more.yaml:2:10: duplicate route id 'water' (first defined at {folder}/rules.yaml:"
-        f"{_line_of(folder / 'rules.yaml', '- id: water')}:7); ids must be unique"
+        f"{folder}/zz-more.yaml:2:10: duplicate route id 'water' "
+        f"(first defined at {folder}/rules.yaml:{_line_of(folder / 'rules.yaml', '- id: water')}:7); "
+        "ids must be unique"
     ]
 
 
@@ -91,7 +99,9 @@ def _line_of(path: Path, text: str) -> int:
 
 def test_a_second_catch_all_is_refused(tmp_path: Path) -> None:
     folder = write_rules(tmp_path / "rules", [route("r", "water")])
-    (folder / "zz.yaml").write_text("catch_all: {lead: ops, acknowledge_within: 1h, resolve_within: 1d}\n")
+    (folder / "zz.yaml").write_text(
+        "catch_all: {lead: ops, acknowledge_within: 1h, resolve_within: 1d}\n"
+    )
     [error] = check(folder)
     assert error.message.startswith("a second `catch_all` section (the first is at ")
     assert (error.file, error.line, error.column) == (f"{folder}/zz.yaml", 1, 1)
@@ -114,7 +124,9 @@ def test_missing_folder_is_an_error(tmp_path: Path) -> None:
 def test_times_of_day_need_no_quotes(tmp_path: Path) -> None:
     # YAML 1.1 would read 22:00 as the number 1320.
     folder = write_rules(tmp_path / "rules", [route("r", "water", match={"window": "late"})])
-    (folder / "w.yaml").write_text("windows:\n  - {id: late, timezone: UTC, start: 22:00, end: 23:00}\n")
+    (folder / "w.yaml").write_text(
+        "windows:\n  - {id: late, timezone: UTC, start: 22:00, end: 23:00}\n"
+    )
     assert check(folder) == []
 
 
@@ -122,7 +134,8 @@ def test_example_city_is_the_default_and_loads() -> None:
     rules = load_ruleset(EXAMPLE_CITY)
     assert len(rules.departments) >= 12
     assert len(rules.categories) >= 40
-    assert len(rules.districts) >= 3 and len(rules.grids) >= 6
+    assert len(rules.districts) >= 3
+    assert len(rules.grids) >= 6
     assert all(not f.name.startswith("cases") for f in rule_files(EXAMPLE_CITY))
 
 

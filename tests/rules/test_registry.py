@@ -22,7 +22,9 @@ class Clock:
 
 
 def _break(folder: Path) -> None:
-    (folder / "broken.yaml").write_text("routes:\n  - {id: x, lead: nobody, acknowledge_within: 1h, resolve_within: 1d}\n")
+    (folder / "broken.yaml").write_text(
+        "routes:\n  - {id: x, lead: nobody, acknowledge_within: 1h, resolve_within: 1d}\n"
+    )
 
 
 def test_get_loads_once_and_returns_the_same_object(tmp_path: Path) -> None:
@@ -36,7 +38,8 @@ def test_reload_swaps_in_a_good_load(tmp_path: Path) -> None:
     before = registry.get()
     write_rules(folder, [route("r", "gas")])
     after = registry.reload()
-    assert registry.get() is after and after.version != before.version
+    assert registry.get() is after
+    assert after.version != before.version
     assert decide(registry.get(), incident(), WEDNESDAY_10AM).lead == "gas"
 
 
@@ -65,7 +68,8 @@ def test_maybe_reload_looks_at_most_every_few_seconds(tmp_path: Path) -> None:
     before = registry.get()
     write_rules(folder, [route("r", "gas", resolve_within="2d")])  # a different size, surely seen
     clock.now = 1.0
-    assert registry.maybe_reload() is False and registry.get() is before
+    assert registry.maybe_reload() is False
+    assert registry.get() is before
     clock.now = 2.5
     assert registry.maybe_reload() is True
     assert decide(registry.get(), incident(), WEDNESDAY_10AM).lead == "gas"
@@ -86,7 +90,8 @@ def test_maybe_reload_logs_a_refused_load_and_keeps_routing(
         assert registry.maybe_reload() is False
     assert registry.get() is before
     logged = capsys.readouterr().out + caplog.text
-    assert "rules.refused" in logged and "nobody" in logged
+    assert "rules.refused" in logged
+    assert "nobody" in logged
     clock.now = 20.0
     assert registry.maybe_reload() is False  # not retried until the files change again
 

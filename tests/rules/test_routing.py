@@ -23,7 +23,13 @@ def test_continue_fans_out_first_leads_later_assist(make_rules: Callable[..., Ru
     rules = make_rules(
         [
             route("one", "water", assisting=["roads"], resolve_within="24h", **{"continue": True}),
-            route("two", "gas", assisting=["fire", "water"], resolve_within="2h", acknowledge_within="15m"),
+            route(
+                "two",
+                "gas",
+                assisting=["fire", "water"],
+                resolve_within="2h",
+                acknowledge_within="15m",
+            ),
             route("three", "env"),
         ]
     )
@@ -35,12 +41,18 @@ def test_continue_fans_out_first_leads_later_assist(make_rules: Callable[..., Ru
     assert decision.acknowledge_within == timedelta(minutes=15)
 
 
-def test_continue_without_a_later_match_is_just_the_first(make_rules: Callable[..., Ruleset]) -> None:
-    rules = make_rules([route("one", "water", **{"continue": True}), route("two", "gas", match={"district": "b"})])
+def test_continue_without_a_later_match_is_just_the_first(
+    make_rules: Callable[..., Ruleset],
+) -> None:
+    rules = make_rules(
+        [route("one", "water", **{"continue": True}), route("two", "gas", match={"district": "b"})]
+    )
     assert decide(rules, incident(), WEDNESDAY_10AM).route_path == ["one"]
 
 
-def test_continued_route_can_raise_priority_but_lead_keeps_its_settings(make_rules: Callable[..., Ruleset]) -> None:
+def test_continued_route_can_raise_priority_but_lead_keeps_its_settings(
+    make_rules: Callable[..., Ruleset],
+) -> None:
     rules = make_rules(
         [
             route(
@@ -75,7 +87,12 @@ def test_children_inherit_and_override(make_rules: Callable[..., Ruleset]) -> No
     )
     rules = make_rules([parent])
     gas = decide(rules, incident(category="gas.leak"), WEDNESDAY_10AM)
-    assert (gas.lead, gas.assisting, gas.share_contact, gas.priority) == ("gas", ["roads"], True, Priority.high)
+    assert (gas.lead, gas.assisting, gas.share_contact, gas.priority) == (
+        "gas",
+        ["roads"],
+        True,
+        Priority.high,
+    )
     assert (gas.acknowledge_within, gas.resolve_within) == (timedelta(hours=1), timedelta(hours=2))
     assert gas.route_path == ["utilities/gas"]
     outage = decide(rules, incident(category="water.outage"), WEDNESDAY_10AM)
@@ -84,7 +101,9 @@ def test_children_inherit_and_override(make_rules: Callable[..., Ruleset]) -> No
     assert (burst.lead, burst.assisting, burst.route_path) == ("water", ["roads"], ["utilities"])
 
 
-def test_group_without_lead_matches_only_through_a_child(make_rules: Callable[..., Ruleset]) -> None:
+def test_group_without_lead_matches_only_through_a_child(
+    make_rules: Callable[..., Ruleset],
+) -> None:
     group = {"id": "group", "routes": [route("gas", "gas", match={"category": "gas.*"})]}
     rules = make_rules([group, route("fallback", "roads")])
     assert decide(rules, incident(category="gas.leak"), WEDNESDAY_10AM).route_path == ["group/gas"]
@@ -97,7 +116,10 @@ def test_defaults_are_inherited_by_top_level_routes(make_rules: Callable[..., Ru
         defaults={"acknowledge_within": "3h", "resolve_within": "15d", "share_contact": True},
     )
     decision = decide(rules, incident(), WEDNESDAY_10AM)
-    assert (decision.acknowledge_within, decision.resolve_within) == (timedelta(hours=3), timedelta(days=15))
+    assert (decision.acknowledge_within, decision.resolve_within) == (
+        timedelta(hours=3),
+        timedelta(days=15),
+    )
     assert decision.share_contact is True
 
 
@@ -109,11 +131,18 @@ def test_catch_all_takes_what_nothing_matched(make_rules: Callable[..., Ruleset]
     assert decision.acknowledge_due_at == WEDNESDAY_10AM + timedelta(hours=2)
 
 
-def test_excluded_lead_does_not_match_and_the_next_route_is_tried(make_rules: Callable[..., Ruleset]) -> None:
-    rules = make_rules([route("water", "water"), route("roads", "roads", assisting=["water", "fire"])])
+def test_excluded_lead_does_not_match_and_the_next_route_is_tried(
+    make_rules: Callable[..., Ruleset],
+) -> None:
+    rules = make_rules(
+        [route("water", "water"), route("roads", "roads", assisting=["water", "fire"])]
+    )
     decision = decide(rules, incident(), WEDNESDAY_10AM, exclude=frozenset({"water"}))
     assert (decision.lead, decision.assisting) == ("roads", ["fire"])
-    steps = {s.path: s.outcome for s in explain(rules, incident(), WEDNESDAY_10AM, exclude=frozenset({"water"})).steps}
+    steps = {
+        s.path: s.outcome
+        for s in explain(rules, incident(), WEDNESDAY_10AM, exclude=frozenset({"water"})).steps
+    }
     assert steps["water"] == "lead water excluded"
 
 
@@ -129,8 +158,12 @@ def test_catch_all_leads_even_when_excluded(make_rules: Callable[..., Ruleset]) 
     assert decision.lead == "ops"
 
 
-def test_district_government_leads_or_the_route_does_not_match(make_rules: Callable[..., Ruleset]) -> None:
-    rules = make_rules([route("district", "$district", assisting=["$district", "roads"]), route("next", "roads")])
+def test_district_government_leads_or_the_route_does_not_match(
+    make_rules: Callable[..., Ruleset],
+) -> None:
+    rules = make_rules(
+        [route("district", "$district", assisting=["$district", "roads"]), route("next", "roads")]
+    )
     in_a = decide(rules, incident(location={"district": "a"}), WEDNESDAY_10AM)
     assert (in_a.lead, in_a.assisting) == ("gov-a", ["roads"])
     nowhere = decide(rules, incident(), WEDNESDAY_10AM)
@@ -156,7 +189,10 @@ PRIORITY_TABLE: list[tuple[dict[str, str] | None, str | None, Priority]] = [
 
 @pytest.mark.parametrize(("setting", "hint", "expected"), PRIORITY_TABLE)
 def test_priority_combines_route_and_hint(
-    make_rules: Callable[..., Ruleset], setting: dict[str, str] | None, hint: str | None, expected: Priority
+    make_rules: Callable[..., Ruleset],
+    setting: dict[str, str] | None,
+    hint: str | None,
+    expected: Priority,
 ) -> None:
     extra: dict[str, Any] = {"priority": setting} if setting else {}
     rules = make_rules([route("r", "water", **extra)])
@@ -174,28 +210,40 @@ def test_escalation_chain_is_ordered_with_levels(make_rules: Callable[..., Rules
         (1, "acknowledge", timedelta(minutes=30), "ops"),
         (2, "resolve", timedelta(0), "boss"),
     ]
-    assert decision.escalation_due_at(decision.escalation[0]) == WEDNESDAY_10AM + timedelta(hours=1, minutes=30)
+    assert decision.escalation_due_at(decision.escalation[0]) == WEDNESDAY_10AM + timedelta(
+        hours=1, minutes=30
+    )
 
 
 def test_duplicate_policy_from_route_else_category(make_rules: Callable[..., Ruleset]) -> None:
     rules = make_rules(
         [
             route("gas", "gas", match={"category": "gas.*"}),
-            route("water", "water", match={"category": "water.*"}, duplicates={"radius_m": 50, "window": "1d"}),
+            route(
+                "water",
+                "water",
+                match={"category": "water.*"},
+                duplicates={"radius_m": 50, "window": "1d"},
+            ),
         ]
     )
     gas = decide(rules, incident(category="gas.leak"), WEDNESDAY_10AM).duplicate_policy
-    assert gas is not None and (gas.radius_m, gas.window) == (200, timedelta(hours=2))
+    assert gas is not None
+    assert (gas.radius_m, gas.window) == (200, timedelta(hours=2))
     water = decide(rules, incident(), WEDNESDAY_10AM).duplicate_policy
-    assert water is not None and (water.radius_m, water.window) == (50, timedelta(days=1))
-    assert decide(rules, incident(category="roads.pothole"), WEDNESDAY_10AM).duplicate_policy is None
+    assert water is not None
+    assert (water.radius_m, water.window) == (50, timedelta(days=1))
+    assert (
+        decide(rules, incident(category="roads.pothole"), WEDNESDAY_10AM).duplicate_policy is None
+    )
 
 
 def test_decision_records_version_and_is_deterministic(make_rules: Callable[..., Ruleset]) -> None:
     rules = make_rules([route("r", "water")])
     first = decide(rules, incident(), WEDNESDAY_10AM)
     assert first == decide(rules, incident(), WEDNESDAY_10AM)
-    assert first.ruleset_version == rules.version and len(rules.version) == 16
+    assert first.ruleset_version == rules.version
+    assert len(rules.version) == 16
 
 
 def test_naive_clock_is_refused(make_rules: Callable[..., Ruleset]) -> None:
