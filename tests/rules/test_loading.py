@@ -85,7 +85,7 @@ def test_duplicate_top_level_route_across_files_names_both(tmp_path: Path) -> No
     errors = [str(e) for e in check(folder)]
     assert errors == [
         f"{folder}/zz-more.yaml:2:10: duplicate route id 'water' "
-        f"(first defined at {folder}/rules.yaml:{_line_of(folder / 'rules.yaml', '- id: water')}:7); "
+        f"(first defined at {folder}/rules.yaml:{_line_of(folder / 'rules.yaml', 'id: water')}:7); "
         "ids must be unique"
     ]
 

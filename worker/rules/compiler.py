@@ -191,12 +191,14 @@ class Compiler:
         return found
 
     def _escalation_loops(self, departments: dict[str, Department]) -> None:
+        reported: set[frozenset[str]] = set()
         for start in departments:
             chain, current = [start], departments[start].escalates_to
             while current is not None and current in departments and current not in chain:
                 chain.append(current)
                 current = departments[current].escalates_to
-            if current == start:
+            if current == start and frozenset(chain) not in reported:
+                reported.add(frozenset(chain))
                 source, loc = self.departments.where[start]
                 loop = " -> ".join([*chain, start])
                 self.problem(
