@@ -24,8 +24,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.contracts.incident import Incident  # noqa: E402
-from worker.rules import Ruleset, decide, load_ruleset  # noqa: E402
+from worker.contracts.incident import Incident
+from worker.rules import Ruleset, decide, load_ruleset
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)
@@ -50,7 +50,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"cpu: {model}, {os.cpu_count()} cores; python {platform.python_version()} ({sys.implementation.name})"
+    python = f"{platform.python_version()} ({sys.implementation.name})"
+    return f"cpu: {model}, {os.cpu_count()} cores; python {python}"
 
 
 def city_incidents(ruleset: Ruleset, count: int, rng: random.Random) -> list[Incident]:
