@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.rules.conftest import EXAMPLE_CITY, route, write_rules
 from worker.cli.main import app
+from worker.config import reset_settings_cache
 
 runner = CliRunner()
 BAD = Path(__file__).parent / "bad"
@@ -30,9 +32,17 @@ def test_check_reports_errors_and_exits_1() -> None:
     assert "refused: 1 error(s)" in result.output
 
 
-def test_default_folder_comes_from_the_environment(tmp_path: Path) -> None:
+def test_default_folder_comes_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = write_rules(tmp_path / "rules", [route("r", "water")])
-    result = runner.invoke(app, ["rules", "check"], env={"CLOSELOOP_RULES_DIR": str(folder)})
+    monkeypatch.setenv("CLOSELOOP_RULES_DIR", str(folder))
+    reset_settings_cache()
+    try:
+        result = runner.invoke(app, ["rules", "check"])
+    finally:
+        monkeypatch.delenv("CLOSELOOP_RULES_DIR")
+        reset_settings_cache()
     assert result.exit_code == 0
     assert "ok: 9 departments" in result.output
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.rules.conftest import WEDNESDAY_10AM, incident, route, write_rules
+from worker.config import reset_settings_cache
 from worker.rules import RulesLoadError, decide
 from worker.rules import registry as registry_module
 from worker.rules.registry import Registry
@@ -100,9 +101,11 @@ def test_process_wide_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     folder = write_rules(tmp_path / "rules", [route("r", "roads")])
     monkeypatch.setattr(registry_module, "_default", None)
     monkeypatch.setenv("CLOSELOOP_RULES_DIR", str(folder))
+    reset_settings_cache()
     assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "roads"
     other = write_rules(tmp_path / "other", [route("r", "gas")])
     registry_module.configure(other)
     assert registry_module.reload().version == registry_module.get().version
     assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "gas"
     monkeypatch.setattr(registry_module, "_default", None)
+    reset_settings_cache()

@@ -7,7 +7,6 @@ routing. `get()` is what every decision uses; `reload()` is `closeloop rules rel
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,18 +14,18 @@ from pathlib import Path
 
 import structlog
 
+from worker.config import get_settings
 from worker.rules.compiled import Ruleset
 from worker.rules.loader import RulesLoadError, fingerprint, load_ruleset
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_DIR = Path("routing_rules")
 CHECK_EVERY_SECONDS = 2.0
 
 
 def rules_dir() -> Path:
-    """The rules folder: $CLOSELOOP_RULES_DIR, else ./routing_rules."""
-    return Path(os.environ.get("CLOSELOOP_RULES_DIR") or DEFAULT_DIR)
+    """The rules folder of the settings: $CLOSELOOP_RULES_DIR, else ./routing_rules."""
+    return get_settings().rules_dir
 
 
 class Registry:
