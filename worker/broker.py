@@ -30,3 +30,27 @@ def redis_client() -> redis.Redis:
 def key(name: str) -> str:
     """A bookkeeping key, under the same prefix as the queues."""
     return f"{get_settings().broker_key_prefix}closeloop:{name}"
+
+
+def publish_raw(
+    queue: str, body: str | bytes, message_id: str, content_type: str = "application/json"
+) -> None:
+    """Publish a plain message (not a Celery task) to `queue`, persistent, with a message id."""
+    from kombu.entity import Queue
+    from kombu.messaging import Producer
+
+    from worker.celery_app import app
+
+    with app.connection_for_write() as connection:
+        producer = Producer(connection)
+        producer.publish(
+            body,
+            routing_key=queue,
+            declare=[Queue(queue)],
+            content_type=content_type,
+            content_encoding="utf-8",
+            message_id=message_id,
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        )

@@ -8,7 +8,7 @@ Every choice here protects against a named failure (see the README's "Reliabilit
   endpoint never sits on messages another worker could run.
 - `visibility_timeout`: how long Redis waits for an acknowledgement before handing the message
   to another worker; longer than any task may run (tasks have a hard time limit below it).
-- queues per kind of work (intake, incidents, pipeline, webhooks, timers), each consumable by
+- queues per kind of work (incidents for intake, pipeline, webhooks, timers), each consumable by
   its own workers, so webhooks stuck on a dead endpoint never delay triage of a gas leak.
 - a redelivery cap (`worker.tasks_base`): a message that kills its worker every time ends as a
   dead-letter record, never an endless loop and never a silent drop.
@@ -23,10 +23,15 @@ from kombu.entity import Queue
 
 from worker.config import Settings, get_settings
 
-QUEUES = ("intake", "incidents", "pipeline", "webhooks", "timers")
+# `incidents` is the intake queue: raw JSON incidents from any producer, read by a consumer
+# step of its own (worker/intake_queue.py). The others carry Celery tasks.
+QUEUES = ("incidents", "pipeline", "webhooks", "timers")
+TASK_QUEUES = ("pipeline", "webhooks", "timers")
 
 # Task names are "closeloop.<queue>.<what>": the middle word routes them.
-TASK_ROUTES = {f"closeloop.{queue}.*": {"queue": queue} for queue in QUEUES}
+TASK_ROUTES = {f"closeloop.{queue}.*": {"queue": queue} for queue in TASK_QUEUES}
+
+TASK_MODULES = ["worker.tasks.timers"]
 
 VISIBILITY_TIMEOUT_S = 600
 TASK_TIME_LIMIT_S = 120
@@ -45,7 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_queues": [Queue(name) for name in TASK_QUEUES],
         "task_default_queue": "pipeline",
         "task_routes": TASK_ROUTES,
         "task_serializer": "json",
@@ -57,7 +62,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "enable_utc": True,
-        "imports": ["worker.tasks"],
+        "imports": TASK_MODULES,
     }
 
 

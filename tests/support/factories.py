@@ -24,7 +24,12 @@ def incident(**overrides: Any) -> Incident:
         "category": "water.pipe_burst",
         "title": "自来水管爆裂 burst pipe",
         "description": "朝阳路12号门前水管爆裂，水流到马路上。",
-        "location": {"latitude": 39.92, "longitude": 116.44, "district": "dongcheng"},
+        "location": {
+            "latitude": 32.03,
+            "longitude": 118.78,
+            "district": "gulou",
+            "grid": "gulou-01",
+        },
     }
     fields.update(overrides)
     return Incident.model_validate(fields)

@@ -39,7 +39,30 @@ def api(
 
 
 # The processes `closeloop up` runs, each the same console command production runs.
-UP_COMMANDS: list[list[str]] = [["api"]]
+UP_COMMANDS: list[list[str]] = [
+    ["api"],
+    [
+        "worker",
+        "--queues",
+        "incidents,pipeline,timers",
+        "--concurrency",
+        "2",
+        "--name",
+        "pipeline@%h",
+    ],
+    [
+        "worker",
+        "--queues",
+        "webhooks",
+        "--concurrency",
+        "4",
+        "--pool",
+        "threads",
+        "--name",
+        "webhooks@%h",
+    ],
+    ["beat"],
+]
 
 
 def up(

@@ -1,0 +1,68 @@
+"""Everything an end-to-end test needs: a fresh database, Redis under a prefix of its own,
+the example city's rules pointed at a local receiver that verifies signatures, the
+departments' secrets, and real worker processes started as production starts them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+from sqlalchemy import Engine
+
+from tests.support import processes
+from tests.support.receiver import Receiver, department_secrets, receiving, rules_pointing_at
+from tests.support.service import ROOT, service_environment
+from worker.db.session import make_engine
+
+WORKER_ARGS = ["worker", "--queues", "incidents,pipeline,webhooks,timers", "--concurrency", "4"]
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    receiver: Receiver
+    engine: Engine
+    folder: Path
+    workers: list[Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self, *args: str, module: str = "worker") -> Popen[bytes]:
+        command = list(args) or [*WORKER_ARGS, "--pool", "threads"]
+        log = self.folder / f"worker-{len(self.workers)}.log"
+        process = processes.spawn(command, self.env, log, module)
+        self.workers.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("*.log")))
+
+
+@contextmanager
+def pipeline(pg_url: str, redis_url: str, folder: Path, **settings: str) -> Iterator[Pipeline]:
+    secrets = department_secrets(ROOT / "routing_rules")
+    with ExitStack() as stack:
+        receiver = stack.enter_context(receiving({d: s for d, (_, s) in secrets.items()}))
+        rules = rules_pointing_at(ROOT / "routing_rules", folder / "rules", receiver.base_url)
+        env = stack.enter_context(
+            service_environment(pg_url, redis_url, rules_dir=str(rules), **settings)
+        )
+        variables = {variable: secret for variable, secret in secrets.values()}
+        saved = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        env = {**env, **variables}
+        engine = make_engine(pg_url)
+        running = Pipeline(env, receiver, engine, folder)
+        try:
+            yield running
+        finally:
+            for process in running.workers:
+                processes.stop(process)
+            engine.dispose()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -1,0 +1,63 @@
+"""`closeloop intake send FILE`: publish incidents to the intake queue, as any producer would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from worker.contracts.incident import Incident
+from worker.intake_queue import INCIDENTS_QUEUE, describe_errors
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def read_incidents(path: Path) -> list[Any]:
+    """A JSON file holds one incident (or a list); a .jsonl file holds one per line."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    loaded = json.loads(text)
+    return loaded if isinstance(loaded, list) else [loaded]
+
+
+@app.command("send")
+def send(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A .json or .jsonl file.")
+    ],
+    check: Annotated[
+        bool, typer.Option(help="Validate each incident before sending (--no-check sends as is).")
+    ] = True,
+) -> None:
+    """Publish each incident in FILE to the `incidents` queue (CLOSELOOP_BROKER_URL)."""
+    from worker.broker import publish_raw
+
+    try:
+        incidents = read_incidents(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        typer.echo(f"{file}: not JSON: {error}", err=True)
+        raise typer.Exit(2) from error
+    if check:
+        bad = _invalid(incidents)
+        if bad:
+            for line in bad:
+                typer.echo(line, err=True)
+            raise typer.Exit(2)
+    for incident in incidents:
+        publish_raw(INCIDENTS_QUEUE, json.dumps(incident, ensure_ascii=False), str(uuid.uuid4()))
+    typer.echo(f"sent {len(incidents)} incident(s) to the '{INCIDENTS_QUEUE}' queue")
+
+
+def _invalid(incidents: list[Any]) -> list[str]:
+    problems = []
+    for number, incident in enumerate(incidents, start=1):
+        try:
+            Incident.model_validate(incident)
+        except ValidationError as error:
+            problems.append(f"incident {number}: {describe_errors(error)}")
+    return problems

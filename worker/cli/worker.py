@@ -1,0 +1,66 @@
+"""`closeloop worker` and `closeloop beat`: the pipeline's processes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from worker.celery_app import QUEUES, configure
+from worker.config import get_settings
+from worker.logging import configure_logging
+
+ALL_QUEUES = ",".join(QUEUES)
+
+
+def worker(
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="Comma-separated queues to consume.")
+    ] = ALL_QUEUES,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Parallel tasks (processes or threads).")
+    ] = 2,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo.")] = "prefork",
+    name: Annotated[
+        str | None, typer.Option(help="Worker node name (default: celery@host).")
+    ] = None,
+) -> None:
+    """Run a Celery worker. Production runs several, some per queue (webhooks apart)."""
+    from worker.intake_queue import INCIDENTS_QUEUE, IncidentConsumer
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = configure(settings)
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(wanted) - set(QUEUES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown queue(s) {unknown}; known: {ALL_QUEUES}", param_hint="--queues"
+        )
+    task_queues = [q for q in wanted if q != INCIDENTS_QUEUE]
+    if not task_queues:
+        raise typer.BadParameter(
+            "name at least one task queue too: the incidents consumer runs inside a worker",
+            param_hint="--queues",
+        )
+    if INCIDENTS_QUEUE in wanted:
+        # Raw JSON incidents are not Celery task messages: a consumer step of its own reads them.
+        app.steps["consumer"].add(IncidentConsumer)
+    argv = ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]
+    argv += ["-Q", ",".join(task_queues)]
+    argv += ["-n", name] if name else []
+    app.worker_main(argv)
+
+
+def beat() -> None:
+    """Run the scheduler of periodic work (outbox relay, sweeps, deadlines, webhook retries).
+    Run exactly one per installation."""
+    from worker.tasks.schedule import beat_schedule
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = configure(settings)
+    app.conf.beat_schedule = beat_schedule()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.data_dir / "beat-schedule"
+    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(schedule)])
