@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
     api_port: int = Field(default=8080, description="Port the HTTP API listens on.")
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        gt=0,
+        description="Largest request body the API reads; a larger one is refused with 413.",
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL departments use to reach the API (links in webhooks). Unset: http://api_host:api_port.",

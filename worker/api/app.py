@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
-from worker.api import health, problems
+from worker.api import cases, health, incidents, problems
+from worker.api.limits import BodyLimit
+from worker.config import get_settings
 
 
 def create_app() -> FastAPI:
@@ -15,5 +20,21 @@ def create_app() -> FastAPI:
         description="Case routing for city hotlines: file incidents, follow cases, act on tasks.",
     )
     problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
     app.include_router(health.router)
+    app.include_router(incidents.router)
+    app.include_router(cases.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        app.openapi_schema = problems.problem_json_openapi(schema)
+    return app.openapi_schema

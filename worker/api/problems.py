@@ -8,9 +8,32 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.db.guard import ConcurrentChange
+from worker.logging import get_logger
+
 PROBLEM_JSON = "application/problem+json"
+
+log = get_logger("closeloop.api")
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the bad field, e.g. `location.latitude`.")
+    problem: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 `application/problem+json`."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="With 422: each bad field and what is wrong with it."
+    )
 
 
 def problem(
@@ -42,6 +65,18 @@ async def _http_problem(_: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, title, str(error.detail), headers=error.headers)
 
 
+async def _conflict_problem(_: Request, error: Exception) -> JSONResponse:
+    return problem(409, "Conflict", f"{error}")
+
+
+async def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
+    # The caller learns nothing of the internals; the log has the details.
+    log.error(
+        "unhandled error", path=request.url.path, error_type=type(error).__name__, exc_info=error
+    )
+    return problem(500, "Internal error", "Something went wrong on our side; try again later.")
+
+
 _TITLES = {
     400: "Bad request",
     401: "Not signed in",
@@ -59,3 +94,34 @@ _TITLES = {
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
+    app.add_exception_handler(ConcurrentChange, _conflict_problem)
+    app.add_exception_handler(Exception, _unexpected_problem)
+
+
+_DESCRIPTIONS = {
+    400: "The request could not be read",
+    401: "No token, or an unknown or revoked one",
+    403: "The token's role may not do this",
+    404: "No such thing, or not yours to see",
+    409: "Changed by someone else meanwhile",
+    413: "The body is larger than CLOSELOOP_MAX_BODY_BYTES",
+    415: "The body is not JSON",
+    422: "The request is not valid: each bad field is named",
+    500: "An unexpected error",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems a route may answer (see `problem_json_openapi`)."""
+    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def problem_json_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say `application/problem+json` where FastAPI wrote `application/json` for errors."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema

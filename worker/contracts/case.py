@@ -49,3 +49,30 @@ class CaseOut(BaseModel):
     route_path: list[str]
     tasks: list[TaskOut]
     timeline: list[AuditEventOut]
+
+
+class CaseSummary(BaseModel):
+    """One line of a case list: enough to pick a case out, not its timeline."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: str
+    state: CaseState
+    category: str
+    title: str
+    district: str | None
+    priority: Priority
+    received_at: datetime
+    lead_department: str | None
+    resolve_due_at: datetime | None
+    overdue: bool
+    escalation_level: int
+
+
+class CasePage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[CaseSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )

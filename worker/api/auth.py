@@ -1,0 +1,56 @@
+"""Who is calling, and may they: FastAPI dependencies over `worker.auth`.
+
+Routes say what they need in their signature::
+
+    caller: Annotated[Principal, Depends(require(Role.hotline, Role.supervisor))]
+
+`require(...)` answers 401 (with `WWW-Authenticate: Bearer`) for a missing, unknown or
+revoked token and 403 for a role not listed. Admin passes wherever supervisor does. A
+department token's scope is `caller.department`; a route shows a department only its own
+things and answers 404 (not 403) for the rest, so that ids of others' work do not leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from worker.auth import Principal, Role, authenticate
+from worker.db.session import transaction
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token from `closeloop token create`, as `Authorization: Bearer cl_...`.",
+)
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def current_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller behind the bearer token; 401 without a valid one."""
+    if credentials is None:
+        raise HTTPException(401, "Send a token as `Authorization: Bearer ...`.", _CHALLENGE)
+    with transaction() as session:
+        principal = authenticate(session, credentials.credentials)
+    if principal is None:
+        raise HTTPException(401, "The token is unknown or revoked.", _CHALLENGE)
+    return principal
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only callers with one of `roles` (admin as supervisor)."""
+    allowed = frozenset(roles)
+    names = ", ".join(sorted(role.value for role in allowed))
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has_role(allowed):
+            raise HTTPException(403, f"A {principal.role} token may not do this (needs: {names}).")
+        return principal
+
+    return check
