@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -72,10 +73,18 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, role: Role, *, name: str | None = None, department: str | None = None
+    session: Session,
+    role: Role,
+    *,
+    name: str | None = None,
+    department: str | None = None,
+    known_departments: Collection[str] | None = None,
 ) -> NewToken:
-    """Make a token; the caller shows `NewToken.token` once and never again."""
-    department = check_department(role, department)
+    """Make a token; the caller shows `NewToken.token` once and never again.
+
+    With `known_departments` (the routing rules' ids), a department token must name one.
+    """
+    department = check_department(role, department, known_departments)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         name=name or department or role.value,
@@ -89,7 +98,9 @@ def create_token(
     return NewToken(token, record)
 
 
-def check_department(role: Role, department: str | None) -> str | None:
+def check_department(
+    role: Role, department: str | None, known: Collection[str] | None = None
+) -> str | None:
     if role is not Role.department:
         if department is not None:
             raise TokenError(f"only a department token names a department, not a {role} token")
@@ -99,6 +110,11 @@ def check_department(role: Role, department: str | None) -> str | None:
     if not _DEPARTMENT_ID.match(department):
         raise TokenError(
             f"'{department}' is not a department id: lower-case letters, digits, '_', '.', '-'"
+        )
+    if known is not None and department not in known:
+        raise TokenError(
+            f"the routing rules have no department '{department}' "
+            f"(they have: {', '.join(sorted(known))})"
         )
     return department
 

@@ -75,6 +75,11 @@ def test_department_token_names_its_department(service: dict[str, str]) -> None:
     )
     assert malformed.exit_code == 2
     assert "not a department id" in malformed.output
+    unknown = runner.invoke(
+        app, ["token", "create", "--role", "department", "--department", "atlantis"]
+    )
+    assert unknown.exit_code == 2
+    assert "the routing rules have no department 'atlantis'" in unknown.output
     stray = runner.invoke(app, ["token", "create", "--role", "hotline", "--department", "water"])
     assert stray.exit_code == 2
     token_id, _ = create("--role", "department", "--department", "water")

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from worker.auth import Role, TokenError, create_token, list_tokens, revoke_token
 from worker.db.session import transaction
+from worker.rules import RulesLoadError, registry
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -33,7 +34,13 @@ def create(
     """Make a bearer token and print it once. Keep it: only its hash is stored."""
     try:
         with transaction() as session:
-            made = create_token(session, role, name=name, department=department)
+            made = create_token(
+                session,
+                role,
+                name=name,
+                department=department,
+                known_departments=_departments() if role is Role.department else None,
+            )
     except TokenError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
@@ -72,6 +79,19 @@ def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (see `li
         typer.echo(f"error: no token {token_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"token {record.id} ('{record.name}') revoked at {_when(record.revoked_at)}")
+
+
+def _departments() -> frozenset[str]:
+    # A token for a department the rules do not know could never see a task: refuse it now.
+    try:
+        return frozenset(registry.get().departments)
+    except RulesLoadError as error:
+        typer.echo(
+            f"error: cannot check the department against the routing rules: {error}\n"
+            "Fix them first (`closeloop rules check`).",
+            err=True,
+        )
+        raise typer.Exit(2) from error
 
 
 def _when(moment: datetime | None, missing: str = "") -> str:
