@@ -21,6 +21,7 @@ PROTECTED = [
     ("POST", "/v1/incidents"),
     ("GET", "/v1/cases"),
     ("GET", "/v1/cases/some-case"),
+    ("POST", "/v1/monitor/alertmanager"),
 ]
 
 
@@ -66,6 +67,7 @@ def test_a_forged_hash_is_no_token(client: TestClient, engine: Engine, token: To
         ("monitor", "GET", "/v1/cases"),
         ("monitor", "GET", "/v1/cases/some-case"),
         ("department", "GET", "/v1/cases"),
+        ("hotline", "POST", "/v1/monitor/alertmanager"),
         ("supervisor", "POST", "/v1/incidents"),
     ],
 )

@@ -29,6 +29,7 @@ def _of(model: type[BaseModel], title: str | None = None) -> Callable[[], Schema
 
 def schema_builders() -> dict[str, Callable[[], Schema]]:
     # Imported here so that a contract module may itself import from worker.contracts freely.
+    from worker.contracts.alertmanager import AlertmanagerWebhook
     from worker.contracts.audit import AuditEventOut
     from worker.contracts.case import CaseOut
     from worker.rules.model import RulesFile
@@ -37,6 +38,7 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
         "incident.schema.json": _of(Incident),
         "case.schema.json": _of(CaseOut),
         "audit-event.schema.json": _of(AuditEventOut),
+        "alertmanager-webhook.schema.json": _of(AlertmanagerWebhook),
         "routing-rules.schema.json": _of(RulesFile, "closeloop routing rules file"),
     }
 
