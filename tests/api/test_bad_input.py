@@ -53,7 +53,10 @@ def test_malformed_json_is_a_problem(client: TestClient, hotline: Headers) -> No
         content=b'{"source": "hotline", "title": ',
         headers={**hotline, "Content-Type": "application/json"},
     )
-    assert_problem(answer, 422)
+    problem = assert_problem(answer, 422)
+    [error] = problem["errors"]  # type: ignore[misc]
+    assert error["field"] == "(body)"
+    assert error["problem"].startswith("not valid JSON at character 31: ")
 
 
 def test_not_json_is_415(client: TestClient, hotline: Headers) -> None:

@@ -47,9 +47,19 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     # The offending input is left out on purpose: it may be a citizen's phone number.
     fields = []
     for item in error.errors():
+        if item.get("type") == "json_invalid":
+            fields.append({"field": "(body)", "problem": _json_problem(item)})
+            continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         fields.append({"field": ".".join(location) or "(body)", "problem": str(item.get("msg"))})
     return fields
+
+
+def _json_problem(item: Mapping[str, Any]) -> str:
+    # The decoder's own words name the mistake without repeating the text around it.
+    position = item.get("loc", ("body", "?"))[-1]
+    reason = (item.get("ctx") or {}).get("error", "")
+    return f"not valid JSON at character {position}: {reason}".rstrip(": ")
 
 
 async def _validation_problem(_: Request, error: Exception) -> JSONResponse:
