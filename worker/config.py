@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,42 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL departments use to reach the API (links in webhooks). Unset: http://api_host:api_port.",
     )
+
+    webhook_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds a department's endpoint has to answer a webhook."
+    )
+    webhook_schedule: str = Field(
+        default="0s,5s,5m,30m,2h,5h,10h,10h",
+        description="Delays before each webhook attempt (the first from queueing, each next "
+        "from the previous failure); its length is the number of attempts.",
+    )
+    webhook_jitter: float = Field(
+        default=0.15,
+        ge=0,
+        lt=1,
+        description="Each retry delay is moved by up to this fraction, so that retries spread.",
+    )
+    webhook_circuit_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open an endpoint's circuit."
+    )
+    webhook_circuit_cooldown: str = Field(
+        default="1m", description="How long an open circuit holds deliveries before one probe."
+    )
+    webhook_scan_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between beat's scans for webhooks due."
+    )
+    ops_department: str | None = Field(
+        default=None,
+        description="Department told when an endpoint is disabled. Unset: the catch-all's lead.",
+    )
+
+    @field_validator("webhook_schedule", "webhook_circuit_cooldown")
+    @classmethod
+    def _durations_parse(cls, value: str) -> str:
+        from worker.webhooks.schedule import parse_schedule
+
+        parse_schedule(value)  # refuse a bad value at start-up, not at the first retry
+        return value
 
     def sqlite_path(self) -> Path:
         return self.data_dir / "closeloop.sqlite3"

@@ -183,7 +183,13 @@ class OutboxMessage(Base):
 
 
 class Delivery(Base):
-    """One webhook message to one department; its `webhook_id` is stable across every retry."""
+    """One webhook message to one department; its `webhook_id` is stable across every retry.
+
+    `state`: pending (waiting for `next_attempt_at`), queued (a send task is on its way),
+    sending (claimed by one worker), delivered, dead. While queued or sending,
+    `next_attempt_at` is the end of that claim: past it, the delivery is due again, so a
+    worker that died mid-send never strands it. See `worker.webhooks`.
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -201,6 +207,7 @@ class Delivery(Base):
     event_type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(12), default="pending")
+    version: Mapped[int] = mapped_column(Integer, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_status: Mapped[int | None] = mapped_column(Integer)
@@ -208,10 +215,15 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
     delivered_at: Mapped[datetime | None]
+    # Attempts made before the latest replay: the schedule starts over from there.
+    attempts_before_replay: Mapped[int] = mapped_column(Integer, default=0)
 
     attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
         back_populates="delivery", order_by="DeliveryAttempt.attempt_no"
     )
+
+    # Two workers claiming the same delivery: the second one's write finds the version moved.
+    __mapper_args__ = {"version_id_col": version}
 
 
 class DeliveryAttempt(Base):
@@ -226,6 +238,22 @@ class DeliveryAttempt(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")
+
+
+class WebhookEndpoint(Base):
+    """What closeloop knows of a department's webhook endpoint: whether it answered 410 Gone
+    (disabled), and its circuit breaker. A new URL in the rules starts it afresh."""
+
+    __tablename__ = "webhook_endpoints"
+
+    department: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Set: the circuit is open until then; past it, one probe may go (half-open).
+    circuit_open_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
 
 class DeadLetter(Base):

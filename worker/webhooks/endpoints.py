@@ -1,0 +1,72 @@
+"""Where a department's webhooks go and what signs them, from the routing rules in force.
+
+The rules name, for each department, its URL and the environment variable holding its
+`whsec_...` secret(s) (never the secret itself). Tests and tools build an `Endpoint` directly
+and pass their own lookup wherever `endpoint_for` is the default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from worker.config import get_settings
+from worker.webhooks.signing import parse_secrets
+
+
+class EndpointUnusable(Exception):
+    """The department cannot be sent to as configured; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    department: str
+    url: str
+    secrets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.secrets:
+            raise EndpointUnusable(f"department {self.department} has no webhook secret")
+
+
+EndpointLookup = Callable[[str], Endpoint]
+
+
+def _ruleset() -> Any:
+    try:
+        registry = importlib.import_module("worker.rules.registry")
+    except ModuleNotFoundError as error:
+        raise EndpointUnusable("this build has no routing rules (worker.rules)") from error
+    return registry.get()
+
+
+def endpoint_for(department_id: str) -> Endpoint:
+    """The department's endpoint as the rules in force define it."""
+    try:
+        department = _ruleset().department(department_id)
+    except KeyError as error:
+        raise EndpointUnusable(
+            f"department {department_id} is not in the routing rules in force"
+        ) from error
+    secret_env = str(department.secret_env)
+    secrets = parse_secrets(os.environ.get(secret_env))
+    if not secrets:
+        raise EndpointUnusable(
+            f"the webhook secret of department {department_id} is missing: set the environment "
+            f"variable {secret_env} (whsec_..., several separated by spaces during rotation)"
+        )
+    return Endpoint(department=department_id, url=str(department.url), secrets=secrets)
+
+
+def ops_department() -> str:
+    """Who hears about endpoints that went away: the setting, else the rules' catch-all lead."""
+    configured = get_settings().ops_department
+    if configured:
+        return configured
+    lead = _ruleset().catch_all.settings.lead
+    if not lead:
+        raise EndpointUnusable("the routing rules' catch-all names no lead department")
+    return str(lead)

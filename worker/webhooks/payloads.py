@@ -1,0 +1,88 @@
+"""What a department receives: the task, a summary of the case, the deadlines, and the links
+to act on it. The citizen's contact is included only where the route says `share_contact`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from worker.config import get_settings
+from worker.db.models import Case, Task
+
+TASK_ACTIONS = ("accept", "progress", "resolve", "return")
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "state": case.state,
+        "category": case.category,
+        "title": case.title,
+        "description": case.description,
+        "priority": case.priority,
+        "location": {
+            "latitude": case.latitude,
+            "longitude": case.longitude,
+            "address": case.address,
+            "district": case.district,
+            "grid": case.grid,
+        },
+        "received_at": _when(case.received_at),
+        "occurred_at": _when(case.occurred_at),
+        "reporter_count": case.reporter_count,
+        "escalation_level": case.escalation_level,
+        "overdue": case.overdue,
+        "attachments": list(case.attachments or []),
+    }
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "department": task.department,
+        "role": task.role,
+        "state": task.state,
+        "dispatch_round": task.dispatch_round,
+    }
+
+
+def links(case: Case, task: Task | None) -> dict[str, str]:
+    base = get_settings().base_url().rstrip("/")
+    found = {"case": f"{base}/v1/cases/{case.id}"}
+    if task is not None:
+        found["task"] = f"{base}/v1/tasks/{task.id}"
+        found.update({action: f"{base}/v1/tasks/{task.id}/{action}" for action in TASK_ACTIONS})
+    return found
+
+
+def contacts(case: Case) -> list[dict[str, str | None]]:
+    return [{"name": r.name, "phone": r.phone, "email": r.email} for r in case.reporters]
+
+
+def build_payload(
+    case: Case,
+    task: Task | None,
+    *,
+    share_contact: bool = False,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `data` of a task webhook; `details` carries what is particular to the event (the
+    reason for a cancellation, the escalation level reached, the previous department)."""
+    owner = task or case
+    payload: dict[str, Any] = {
+        "task": task_summary(task) if task is not None else None,
+        "case": case_summary(case),
+        "deadlines": {
+            "acknowledge_by": _when(owner.acknowledge_due_at),
+            "resolve_by": _when(owner.resolve_due_at),
+        },
+        "links": links(case, task),
+        "details": details or {},
+    }
+    if share_contact:
+        payload["contact"] = contacts(case)
+    return payload

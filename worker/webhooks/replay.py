@@ -1,0 +1,120 @@
+"""Dead letters and replay: what a supervisor sees and does when a department missed tasks.
+
+A replay sends the same message again with the same `webhook-id` (so a department that did
+get it after all can tell it is a repeat), from the start of the schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.clock import now
+from worker.config import get_settings
+from worker.contracts.audit import Actor
+from worker.db.guard import flush_guarded
+from worker.db.models import Delivery, WebhookEndpoint
+from worker.outbox import enqueue
+from worker.tasks.names import SEND_WEBHOOK
+from worker.webhooks import circuit
+from worker.webhooks.audit import record_delivery
+from worker.webhooks.schedule import parse_schedule
+
+REPLAYABLE = frozenset({"dead", "delivered"})
+STATES = ("pending", "queued", "sending", "delivered", "dead")
+BULK_LIMIT = 1000
+
+
+class NotReplayable(Exception):
+    """The delivery is still on its way; replaying it would send it twice at once."""
+
+
+@dataclass
+class ReplayReport:
+    replayed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def find_deliveries(
+    session: Session,
+    *,
+    state: str | None = None,
+    department: str | None = None,
+    event_type: str | None = None,
+    case_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Delivery]:
+    query = select(Delivery).order_by(Delivery.updated_at.desc(), Delivery.id)
+    for column, value in (
+        (Delivery.state, state),
+        (Delivery.department, department),
+        (Delivery.event_type, event_type),
+        (Delivery.case_id, case_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def replay_delivery(session: Session, delivery: Delivery, *, actor: Actor) -> None:
+    """Send it again from the start of the schedule. Never commits."""
+    if delivery.state not in REPLAYABLE:
+        raise NotReplayable(
+            f"delivery {delivery.id} is '{delivery.state}': only a dead or delivered one "
+            "can be replayed"
+        )
+    was = delivery.state
+    first = parse_schedule(get_settings().webhook_schedule)[0]
+    delivery.state = "pending"
+    delivery.attempts_before_replay = delivery.attempts
+    delivery.next_attempt_at = now() + first
+    flush_guarded(session, "delivery", delivery.id)
+    record_delivery(session, delivery, "delivery.replayed", actor=actor, was=was)
+    enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=delivery.case_id)
+
+
+def replay_deliveries(session: Session, ids: list[str], *, actor: Actor) -> ReplayReport:
+    report = ReplayReport()
+    for delivery_id in dict.fromkeys(ids):
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            report.skipped[delivery_id] = "no such delivery"
+            continue
+        try:
+            replay_delivery(session, delivery, actor=actor)
+        except NotReplayable as refused:
+            report.skipped[delivery_id] = str(refused)
+            continue
+        report.replayed.append(delivery_id)
+    return report
+
+
+def dead_ids(
+    session: Session,
+    *,
+    department: str | None = None,
+    event_type: str | None = None,
+    case_id: str | None = None,
+) -> list[str]:
+    found = find_deliveries(
+        session,
+        state="dead",
+        department=department,
+        event_type=event_type,
+        case_id=case_id,
+        limit=BULK_LIMIT,
+    )
+    return [delivery.id for delivery in found]
+
+
+def enable_endpoint(session: Session, department: str) -> bool:
+    """Undo a 410 (the department says its endpoint is back) and close its circuit."""
+    state = session.get(WebhookEndpoint, department, with_for_update=True)
+    if state is None:
+        return False
+    circuit.reset(state)
+    session.flush()
+    return True

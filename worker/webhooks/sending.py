@@ -1,0 +1,340 @@
+"""One attempt of one delivery: claim it, POST it signed, record what happened.
+
+Three short steps, none holding a transaction open across the network:
+
+1. claim (one transaction): the delivery is due, its endpoint is neither disabled nor behind
+   an open circuit; it moves to `sending` with a lease (`next_attempt_at` = lease end) under
+   its version column, so of two workers only one wins. A worker that dies after this leaves
+   the delivery due again when the lease ends, and the lost attempt is noted then.
+2. POST (no transaction): the body exactly as signed, 15 s timeout, redirects not followed.
+3. record (one transaction): the attempt row, the outcome on the delivery, the endpoint's
+   health, the audit event; fenced on the claim, so an attempt whose lease ran out and was
+   taken over by another worker cannot overwrite that worker's outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import httpx
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from worker import __version__
+from worker.clock import now
+from worker.config import get_settings
+from worker.db.guard import ConcurrentChange, flush_guarded
+from worker.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from worker.db.session import transaction
+from worker.logging import get_logger
+from worker.webhooks import circuit
+from worker.webhooks.audit import record_delivery
+from worker.webhooks.endpoints import Endpoint, EndpointLookup, EndpointUnusable, endpoint_for
+from worker.webhooks.outcomes import Answer, Outcome, Verdict, judge
+from worker.webhooks.schedule import next_attempt_at, parse_duration, parse_schedule
+from worker.webhooks.signing import signed_headers
+
+log = get_logger("closeloop.webhooks")
+
+WAITING = ("pending", "queued", "sending")
+EXCERPT_BYTES = 512
+RECORD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: str
+    webhook_id: str
+    attempt_no: int
+    body: bytes
+    endpoint: Endpoint | None
+    problem: str | None = None  # why it cannot be sent as configured: this attempt's failure
+
+
+def lease() -> timedelta:
+    """How long a claimed attempt may take before the delivery is due again: the connect,
+    write, read and pool timeouts back to back, and a margin."""
+    return timedelta(seconds=4 * get_settings().webhook_timeout + 30)
+
+
+def send_delivery(
+    engine: Engine, delivery_id: str, *, endpoints: EndpointLookup = endpoint_for
+) -> str:
+    """Make the delivery's next attempt if it is due; returns what became of it."""
+    claim = claim_delivery(engine, delivery_id, endpoints)
+    if claim is None:
+        return "not due"
+    answer = post(claim)
+    return record_answer(engine, claim, answer)
+
+
+def is_due(delivery: Delivery, at: datetime) -> bool:
+    if delivery.state == "queued":
+        return True  # the scan decided it is due; this is the send it queued
+    due = delivery.next_attempt_at
+    return delivery.state in WAITING and due is not None and due <= at
+
+
+def note_lost_attempt(session: Session, delivery: Delivery) -> None:
+    """A `sending` delivery whose lease ran out: its worker stopped mid-send."""
+    if delivery.state == "sending":
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                attempt_no=delivery.attempts,
+                at=now(),
+                error="no outcome recorded: the worker stopped mid-send and its lease ran out",
+            )
+        )
+
+
+def claim_delivery(engine: Engine, delivery_id: str, endpoints: EndpointLookup) -> Claim | None:
+    try:
+        with transaction(engine) as session:
+            return _claim(session, delivery_id, endpoints)
+    except ConcurrentChange:
+        return None  # another worker claimed it first: this attempt is theirs
+
+
+def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Claim | None:
+    at = now()
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or not is_due(delivery, at):
+        return None
+    note_lost_attempt(session, delivery)
+    try:
+        endpoint: Endpoint | None = endpoints(delivery.department)
+        problem = None
+    except EndpointUnusable as error:
+        endpoint, problem = None, str(error)
+    if endpoint is not None and not _passes_gate(session, delivery, endpoint, at):
+        return None
+    delivery.state = "sending"
+    delivery.attempts += 1
+    delivery.next_attempt_at = at + lease()
+    flush_guarded(session, "delivery", delivery.id)
+    return Claim(
+        delivery_id=delivery.id,
+        webhook_id=delivery.webhook_id,
+        attempt_no=delivery.attempts,
+        body=envelope(delivery),
+        endpoint=endpoint,
+        problem=problem,
+    )
+
+
+def _passes_gate(session: Session, delivery: Delivery, endpoint: Endpoint, at: datetime) -> bool:
+    state = circuit.endpoint_state(session, endpoint)
+    decision = circuit.gate(state, at, lease())
+    if decision.disabled is not None:
+        _bury(session, delivery, f"endpoint disabled: {decision.disabled}")
+        return False
+    if decision.hold_until is not None:
+        # Held by the open circuit: not an attempt, so nothing is counted.
+        delivery.state = "pending"
+        delivery.next_attempt_at = decision.hold_until
+        flush_guarded(session, "delivery", delivery.id)
+        return False
+    return True
+
+
+def envelope(delivery: Delivery) -> bytes:
+    """The body, the same bytes on every attempt (the signature covers them)."""
+    return orjson.dumps(
+        {
+            "type": delivery.event_type,
+            "timestamp": delivery.created_at.isoformat(),
+            "data": delivery.payload,
+        }
+    )
+
+
+@lru_cache(maxsize=4)
+def _client(timeout: float) -> httpx.Client:
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"user-agent": f"closeloop/{__version__}", "content-type": "application/json"},
+    )
+
+
+def post(claim: Claim) -> Answer:
+    started_at, clock = now(), time.perf_counter()
+
+    def spent() -> float:
+        return (time.perf_counter() - clock) * 1000
+
+    if claim.endpoint is None:
+        return Answer(started_at, 0.0, error=claim.problem, reached_endpoint=False)
+    try:
+        headers = signed_headers(claim.webhook_id, claim.body, claim.endpoint.secrets)
+    except Exception as error:  # a malformed secret: say which department's, not the secret
+        problem = f"cannot sign for {claim.endpoint.department}: {type(error).__name__}: {error}"
+        return Answer(started_at, 0.0, error=problem, reached_endpoint=False)
+    timeout = get_settings().webhook_timeout
+    try:
+        with _client(timeout).stream(
+            "POST", claim.endpoint.url, content=claim.body, headers=headers
+        ) as response:
+            return Answer(
+                started_at,
+                spent(),
+                status=response.status_code,
+                retry_after=response.headers.get("retry-after"),
+                location=response.headers.get("location"),
+                excerpt=_excerpt(response),
+            )
+    except httpx.TimeoutException:
+        return Answer(started_at, spent(), error=f"no answer within {timeout:g} s (timeout)")
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        return Answer(started_at, spent(), error=f"{type(error).__name__}: {error}")
+
+
+def _excerpt(response: httpx.Response) -> str:
+    # Read only the start: an endpoint could answer an error with megabytes.
+    if 200 <= response.status_code < 300:
+        return ""
+    chunk = b""
+    for part in response.iter_bytes():
+        chunk += part
+        if len(chunk) >= EXCERPT_BYTES:
+            break
+    return chunk[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def record_answer(engine: Engine, claim: Claim, answer: Answer) -> str:
+    for attempt in range(RECORD_TRIES):
+        try:
+            with transaction(engine) as session:
+                return _record(session, claim, answer)
+        except ConcurrentChange:
+            # The case changed meanwhile (another stage wrote its timeline): write again.
+            if attempt == RECORD_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(session: Session, claim: Claim, answer: Answer) -> str:
+    at = now()
+    verdict = judge(answer, at)
+    session.add(
+        DeliveryAttempt(
+            delivery_id=claim.delivery_id,
+            attempt_no=claim.attempt_no,
+            at=answer.started_at,
+            status_code=answer.status,
+            error=verdict.error if verdict.outcome is not Outcome.delivered else None,
+            duration_ms=answer.duration_ms,
+        )
+    )
+    delivery = session.get_one(Delivery, claim.delivery_id)
+    if delivery.state != "sending" or delivery.attempts != claim.attempt_no:
+        log.warning("attempt outlived its lease", delivery_id=delivery.id, attempt=claim.attempt_no)
+        return "superseded"
+    delivery.last_status = answer.status
+    state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
+    if verdict.outcome is Outcome.delivered:
+        return _delivered(session, delivery, state, at, answer)
+    if verdict.outcome is Outcome.gone:
+        return _gone(session, delivery, state, at, verdict)
+    return _failed(session, delivery, state, at, verdict)
+
+
+def _delivered(
+    session: Session,
+    delivery: Delivery,
+    state: WebhookEndpoint | None,
+    at: datetime,
+    answer: Answer,
+) -> str:
+    delivery.state = "delivered"
+    delivery.delivered_at = at
+    delivery.next_attempt_at = None
+    delivery.last_error = None
+    if state is not None:
+        circuit.note_success(session, state, at)
+    flush_guarded(session, "delivery", delivery.id)
+    record_delivery(
+        session,
+        delivery,
+        "delivery.succeeded",
+        attempt=delivery.attempts,
+        status=answer.status,
+        duration_ms=round(answer.duration_ms, 1),
+    )
+    return "delivered"
+
+
+def _failed(
+    session: Session,
+    delivery: Delivery,
+    state: WebhookEndpoint | None,
+    at: datetime,
+    verdict: Verdict,
+) -> str:
+    settings = get_settings()
+    if state is not None and verdict.counts_against_endpoint:
+        opened = circuit.note_failure(
+            state,
+            at,
+            threshold=settings.webhook_circuit_failures,
+            cooldown=parse_duration(settings.webhook_circuit_cooldown),
+        )
+        if opened:
+            until = str(state.circuit_open_until)
+            log.warning("circuit open", department=state.department, until=until)
+    delivery.last_error = verdict.error
+    due = next_attempt_at(
+        parse_schedule(settings.webhook_schedule),
+        delivery.attempts - delivery.attempts_before_replay,
+        at,
+        jitter=settings.webhook_jitter,
+        retry_after=verdict.retry_after,
+    )
+    record_delivery(
+        session,
+        delivery,
+        "delivery.failed",
+        attempt=delivery.attempts,
+        status=delivery.last_status,
+        error=verdict.error,
+        next_attempt_at=due.isoformat() if due else None,
+    )
+    if due is None:
+        _bury(session, delivery, f"gave up after {delivery.attempts} attempts: {verdict.error}")
+        return "dead"
+    delivery.state = "pending"
+    delivery.next_attempt_at = due
+    flush_guarded(session, "delivery", delivery.id)
+    return "retry"
+
+
+def _gone(
+    session: Session,
+    delivery: Delivery,
+    state: WebhookEndpoint | None,
+    at: datetime,
+    verdict: Verdict,
+) -> str:
+    from worker.webhooks.notify import tell_ops_endpoint_disabled
+
+    reason = f"{verdict.error} (delivery {delivery.id}, {at.isoformat()})"
+    if state is not None:
+        circuit.disable(state, at, reason)
+        record_delivery(session, delivery, "delivery.endpoint_disabled", url=state.url, status=410)
+        tell_ops_endpoint_disabled(session, delivery, state)
+    _bury(session, delivery, verdict.error or "endpoint gone")
+    return "disabled"
+
+
+def _bury(session: Session, delivery: Delivery, reason: str) -> None:
+    """A dead letter: kept, listed for supervisors, replayable with the same webhook-id."""
+    delivery.state = "dead"
+    delivery.next_attempt_at = None
+    delivery.last_error = reason
+    flush_guarded(session, "delivery", delivery.id)
+    record_delivery(session, delivery, "delivery.dead", attempts=delivery.attempts, reason=reason)
