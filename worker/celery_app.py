@@ -31,7 +31,7 @@ TASK_QUEUES = ("pipeline", "webhooks", "timers")
 # Task names are "closeloop.<queue>.<what>": the middle word routes them.
 TASK_ROUTES = {f"closeloop.{queue}.*": {"queue": queue} for queue in TASK_QUEUES}
 
-TASK_MODULES = ["worker.tasks.timers"]
+TASK_MODULES = ["worker.tasks.timers", "worker.tasks.webhooks"]
 
 VISIBILITY_TIMEOUT_S = 600
 TASK_TIME_LIMIT_S = 120

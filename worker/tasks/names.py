@@ -3,3 +3,4 @@
 MONITOR = "closeloop.pipeline.monitor"
 DISPATCH = "closeloop.pipeline.dispatch"
 SEND_WEBHOOK = "closeloop.webhooks.send"
+SCAN_WEBHOOKS = "closeloop.webhooks.scan_due"

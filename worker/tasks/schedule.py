@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.tasks import timers
+from worker.tasks import timers, webhooks
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
-    return {**timers.BEAT}
+    return {**timers.BEAT, **webhooks.beat()}

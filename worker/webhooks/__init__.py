@@ -8,7 +8,13 @@ What other stages call:
 - `find_deliveries`, `replay_deliveries`, `enable_endpoint` (the API and the CLI).
 """
 
-from worker.webhooks.endpoints import Endpoint, EndpointUnusable, endpoint_for, ops_department
+from worker.webhooks.endpoints import (
+    Endpoint,
+    EndpointUnusable,
+    endpoint_for,
+    endpoint_from_env,
+    ops_department,
+)
 from worker.webhooks.payloads import build_payload
 from worker.webhooks.queue import ENDPOINT_DISABLED, EVENT_TYPES, TASK_EVENTS, queue_delivery
 from worker.webhooks.replay import (
@@ -35,6 +41,7 @@ __all__ = [
     "dead_ids",
     "enable_endpoint",
     "endpoint_for",
+    "endpoint_from_env",
     "find_deliveries",
     "ops_department",
     "queue_delivery",

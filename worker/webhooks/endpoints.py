@@ -51,14 +51,19 @@ def endpoint_for(department_id: str) -> Endpoint:
         raise EndpointUnusable(
             f"department {department_id} is not in the routing rules in force"
         ) from error
-    secret_env = str(department.secret_env)
+    return endpoint_from_env(department_id, str(department.url), str(department.secret_env))
+
+
+def endpoint_from_env(department_id: str, url: str, secret_env: str) -> Endpoint:
+    """An endpoint whose secrets are in the variable `secret_env` (read now, so a rotation
+    takes effect at the next attempt)."""
     secrets = parse_secrets(os.environ.get(secret_env))
     if not secrets:
         raise EndpointUnusable(
             f"the webhook secret of department {department_id} is missing: set the environment "
             f"variable {secret_env} (whsec_..., several separated by spaces during rotation)"
         )
-    return Endpoint(department=department_id, url=str(department.url), secrets=secrets)
+    return Endpoint(department=department_id, url=url, secrets=secrets)
 
 
 def ops_department() -> str:

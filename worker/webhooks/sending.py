@@ -64,10 +64,12 @@ def lease() -> timedelta:
 def send_delivery(
     engine: Engine, delivery_id: str, *, endpoints: EndpointLookup = endpoint_for
 ) -> str:
-    """Make the delivery's next attempt if it is due; returns what became of it."""
+    """Make the delivery's next attempt if it is due. Returns what became of it: delivered,
+    retry, dead, disabled; or, without an attempt, not due (not yet, in flight elsewhere, or
+    finished), held (its endpoint's circuit is open), dead (its endpoint is disabled)."""
     claim = claim_delivery(engine, delivery_id, endpoints)
-    if claim is None:
-        return "not due"
+    if not isinstance(claim, Claim):
+        return claim
     answer = post(claim)
     return record_answer(engine, claim, answer)
 
@@ -92,27 +94,29 @@ def note_lost_attempt(session: Session, delivery: Delivery) -> None:
         )
 
 
-def claim_delivery(engine: Engine, delivery_id: str, endpoints: EndpointLookup) -> Claim | None:
+def claim_delivery(engine: Engine, delivery_id: str, endpoints: EndpointLookup) -> Claim | str:
+    """The claim on the delivery's next attempt, or why there is none to make now."""
     try:
         with transaction(engine) as session:
             return _claim(session, delivery_id, endpoints)
     except ConcurrentChange:
-        return None  # another worker claimed it first: this attempt is theirs
+        return "not due"  # another worker claimed it first: this attempt is theirs
 
 
-def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Claim | None:
+def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Claim | str:
     at = now()
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or not is_due(delivery, at):
-        return None
+        return "not due"
     note_lost_attempt(session, delivery)
     try:
         endpoint: Endpoint | None = endpoints(delivery.department)
         problem = None
     except EndpointUnusable as error:
         endpoint, problem = None, str(error)
-    if endpoint is not None and not _passes_gate(session, delivery, endpoint, at):
-        return None
+    refused = _gate(session, delivery, endpoint, at) if endpoint is not None else None
+    if refused is not None:
+        return refused
     delivery.state = "sending"
     delivery.attempts += 1
     delivery.next_attempt_at = at + lease()
@@ -127,19 +131,20 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
     )
 
 
-def _passes_gate(session: Session, delivery: Delivery, endpoint: Endpoint, at: datetime) -> bool:
+def _gate(session: Session, delivery: Delivery, endpoint: Endpoint, at: datetime) -> str | None:
+    """None when the delivery may go now; else what became of it instead."""
     state = circuit.endpoint_state(session, endpoint)
     decision = circuit.gate(state, at, lease())
     if decision.disabled is not None:
         _bury(session, delivery, f"endpoint disabled: {decision.disabled}")
-        return False
+        return "dead"
     if decision.hold_until is not None:
         # Held by the open circuit: not an attempt, so nothing is counted.
         delivery.state = "pending"
         delivery.next_attempt_at = decision.hold_until
         flush_guarded(session, "delivery", delivery.id)
-        return False
-    return True
+        return "held"
+    return None
 
 
 def envelope(delivery: Delivery) -> bytes:
