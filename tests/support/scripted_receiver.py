@@ -1,6 +1,6 @@
-"""A department's webhook endpoint on 127.0.0.1 that misbehaves on cue: it answers from a script (fail,
-hang past the timeout, 429 with Retry-After, redirect, 410), then 200, and keeps every
-request exactly as it arrived so that tests verify signatures the way a department would."""
+"""A department's webhook endpoint on 127.0.0.1 that misbehaves on cue: it answers from a
+script (fail, hang past the timeout, 429 with Retry-After, redirect, 410), then 200, and keeps
+every request exactly as it arrived so that tests verify signatures as a department would."""
 
 from __future__ import annotations
 

@@ -29,9 +29,7 @@ S = timedelta(seconds=1)
         ("5m", timedelta(minutes=5)),
         ("2h", timedelta(hours=2)),
         ("1d", timedelta(days=1)),
-        ("250ms", timedelta(milliseconds=250)),
-        ("1.5s", 1.5 * S),
-        ("7", 7 * S),
+        ("1d12h", timedelta(hours=36)),
         (" 10h ", timedelta(hours=10)),
     ],
 )
@@ -39,9 +37,9 @@ def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "s", "5x", "-5s", "5 minutes", "1h30m"])
+@pytest.mark.parametrize("text", ["", "s", "5x", "-5s", "5 minutes", "1.5s", "7"])
 def test_bad_durations_are_refused_with_an_example(text: str) -> None:
-    with pytest.raises(ValueError, match="5s, 5m, 2h or 1d"):
+    with pytest.raises(ValueError, match="like 30m, 2h, 7d"):
         parse_duration(text)
 
 
@@ -65,7 +63,7 @@ def test_schedule_separators(text: str) -> None:
 
 def test_a_bad_schedule_stops_the_settings_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOSELOOP_WEBHOOK_SCHEDULE", "0s,soon")
-    with pytest.raises(ValueError, match="'soon' is not a duration"):
+    with pytest.raises(ValueError, match="bad duration 'soon'"):
         Settings()
     monkeypatch.setenv("CLOSELOOP_WEBHOOK_SCHEDULE", " , ")
     with pytest.raises(ValueError, match="empty"):

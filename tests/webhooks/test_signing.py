@@ -11,9 +11,19 @@ from sqlalchemy import Engine
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.support.scripted_receiver import Receiver, new_secret
+from tests.support.service import ROOT
 from tests.webhooks.conftest import Departments, case_with_task, delivery, queue
 from worker.clock import FrozenClock
-from worker.webhooks import Endpoint, EndpointUnusable, endpoint_from_env, send_delivery
+from worker.config import reset_settings_cache
+from worker.rules import registry
+from worker.webhooks import (
+    Endpoint,
+    EndpointUnusable,
+    endpoint_for,
+    endpoint_from_env,
+    ops_department,
+    send_delivery,
+)
 from worker.webhooks.signing import parse_secrets, signed_headers
 
 
@@ -96,3 +106,24 @@ def test_an_endpoint_without_its_secret_is_never_sent_to(
     assert send_delivery(pg_engine, delivery_id, endpoints=from_env) == "delivered"
     [request] = receiver.received
     request.verify(secret)
+
+
+def test_the_rules_name_the_endpoint_and_the_variable_holds_the_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry.configure(ROOT / "routing_rules")
+    monkeypatch.delenv("CLOSELOOP_OPS_DEPARTMENT", raising=False)
+    reset_settings_cache()
+    new, old = new_secret(), new_secret()
+    monkeypatch.setenv("CLOSELOOP_SECRET_WATER", f"{new} {old}")
+    water = endpoint_for("water")
+    assert water.url == "http://127.0.0.1:9900/hooks/water"
+    assert water.secrets == (new, old)
+    monkeypatch.delenv("CLOSELOOP_SECRET_WATER")
+    with pytest.raises(
+        EndpointUnusable, match="set the environment variable CLOSELOOP_SECRET_WATER"
+    ):
+        endpoint_for("water")
+    with pytest.raises(EndpointUnusable, match="no-such-department is not in the routing rules"):
+        endpoint_for("no-such-department")
+    assert ops_department() == "ops-centre"  # the catch-all's lead

@@ -12,7 +12,7 @@ app = typer.Typer(
 
 def _mount() -> None:
     # Each group lives in its own module; importing here keeps `closeloop --help` the one index.
-    from worker.cli import audit, db, intake, rules, run, schemas, token, worker
+    from worker.cli import audit, db, deliveries, intake, rules, run, schemas, token, worker
 
     app.command("up")(run.up)
     app.command("api")(run.api)
@@ -24,6 +24,9 @@ def _mount() -> None:
     app.add_typer(schemas.app, name="schemas", help="Export the JSON Schema contracts.")
     app.add_typer(rules.app, name="rules", help="Check, test, explain and show the routing rules.")
     app.add_typer(token.app, name="token", help="The API's bearer tokens: create, list, revoke.")
+    app.add_typer(
+        deliveries.app, name="deliveries", help="Webhook dead letters: list, replay, re-enable."
+    )
 
 
 _mount()

@@ -7,13 +7,12 @@ and pass their own lookup wherever `endpoint_for` is the default.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from worker.config import get_settings
+from worker.rules import Ruleset, RulesLoadError, registry
 from worker.webhooks.signing import parse_secrets
 
 
@@ -35,12 +34,11 @@ class Endpoint:
 EndpointLookup = Callable[[str], Endpoint]
 
 
-def _ruleset() -> Any:
+def _ruleset() -> Ruleset:
     try:
-        registry = importlib.import_module("worker.rules.registry")
-    except ModuleNotFoundError as error:
-        raise EndpointUnusable("this build has no routing rules (worker.rules)") from error
-    return registry.get()
+        return registry.get()
+    except RulesLoadError as error:
+        raise EndpointUnusable(f"the routing rules cannot be loaded: {error}") from error
 
 
 def endpoint_for(department_id: str) -> Endpoint:
@@ -51,7 +49,7 @@ def endpoint_for(department_id: str) -> Endpoint:
         raise EndpointUnusable(
             f"department {department_id} is not in the routing rules in force"
         ) from error
-    return endpoint_from_env(department_id, str(department.url), str(department.secret_env))
+    return endpoint_from_env(department_id, str(department.url), department.secret_env)
 
 
 def endpoint_from_env(department_id: str, url: str, secret_env: str) -> Endpoint:
@@ -74,4 +72,4 @@ def ops_department() -> str:
     lead = _ruleset().catch_all.settings.lead
     if not lead:
         raise EndpointUnusable("the routing rules' catch-all names no lead department")
-    return str(lead)
+    return lead

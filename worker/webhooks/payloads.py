@@ -67,11 +67,12 @@ def build_payload(
     case: Case,
     task: Task | None,
     *,
-    share_contact: bool = False,
+    share_contact: bool | None = None,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `data` of a task webhook; `details` carries what is particular to the event (the
-    reason for a cancellation, the escalation level reached, the previous department)."""
+    reason for a cancellation, the escalation level reached, the previous department).
+    The citizen's contact goes only if `share_contact` (unset: as the case's route decided)."""
     owner = task or case
     payload: dict[str, Any] = {
         "task": task_summary(task) if task is not None else None,
@@ -83,6 +84,6 @@ def build_payload(
         "links": links(case, task),
         "details": details or {},
     }
-    if share_contact:
+    if case.share_contact if share_contact is None else share_contact:
         payload["contact"] = contacts(case)
     return payload

@@ -11,27 +11,19 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+from worker.rules.durations import parse_duration
 
-# A Retry-After further away than this is a misconfigured endpoint, not a plan.
+__all__ = ["next_attempt_at", "parse_duration", "parse_retry_after", "parse_schedule"]
+
+# Retry-After further away than this is a misconfigured endpoint, not a plan.
 RETRY_AFTER_CAP = timedelta(days=1)
 
 # Jitter spreads retries over time; it keeps no secret, so a plain generator is right.
 _JITTER = random.Random()  # noqa: S311
 
 
-def parse_duration(text: str) -> timedelta:
-    """`250ms`, `5s`, `5m`, `2h`, `1d`; a bare number is seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"'{text}' is not a duration (write it like 5s, 5m, 2h or 1d)")
-    amount, unit = match.groups()
-    return timedelta(seconds=float(amount) * _UNITS[unit or "s"])
-
-
 def parse_schedule(text: str) -> tuple[timedelta, ...]:
-    """Comma- or space-separated durations, e.g. `0s,5s,5m,30m,2h,5h,10h,10h`."""
+    """Comma- or space-separated durations as the rules write them: `0s,5s,5m,30m,2h,5h,10h`."""
     parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
     if not parts:
         raise ValueError("the webhook schedule is empty; it needs at least one delay")
