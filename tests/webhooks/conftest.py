@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -19,6 +20,7 @@ from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
 from worker.db.models import AuditEvent, Case, Delivery, Task
 from worker.db.session import session_factory, transaction
+from worker.rules import registry
 from worker.webhooks import Endpoint, build_payload, queue_delivery, queue_due, send_delivery
 
 SUPERVISOR = Actor(kind=ActorKind.supervisor, id="supervisor-test")
@@ -44,6 +46,17 @@ def settings(pg_url: str, redis_url: str) -> Iterator[Callable[..., None]]:
 
         apply()
         yield apply
+
+
+@pytest.fixture
+def rules_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Put a rules folder in force for this test only."""
+    monkeypatch.setattr(registry, "_default", registry._default)
+
+    def use(folder: Path) -> None:
+        registry.configure(folder)
+
+    return use
 
 
 @pytest.fixture

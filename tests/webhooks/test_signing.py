@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -15,7 +16,6 @@ from tests.support.service import ROOT
 from tests.webhooks.conftest import Departments, case_with_task, delivery, queue
 from worker.clock import FrozenClock
 from worker.config import reset_settings_cache
-from worker.rules import registry
 from worker.webhooks import (
     Endpoint,
     EndpointUnusable,
@@ -109,9 +109,9 @@ def test_an_endpoint_without_its_secret_is_never_sent_to(
 
 
 def test_the_rules_name_the_endpoint_and_the_variable_holds_the_secrets(
-    monkeypatch: pytest.MonkeyPatch,
+    rules_at: Callable[[Path], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry.configure(ROOT / "routing_rules")
+    rules_at(ROOT / "routing_rules")
     monkeypatch.delenv("CLOSELOOP_OPS_DEPARTMENT", raising=False)
     reset_settings_cache()
     new, old = new_secret(), new_secret()
