@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from worker.api import problems
 from worker.api.auth import require
 from worker.auth import Principal, Role
 from worker.db.models import Delivery
@@ -78,7 +79,11 @@ class ReplayOut(BaseModel):
 State = Literal["pending", "queued", "sending", "delivered", "dead"]
 
 
-@router.get("", summary="Deliveries, newest change first; `state=dead` for the dead letters")
+@router.get(
+    "",
+    summary="Deliveries, newest change first; `state=dead` for the dead letters",
+    responses=problems.responses(401, 403, 422, 500),
+)
 def list_deliveries(
     _: Supervisor,
     state: State | None = None,
@@ -102,7 +107,11 @@ def list_deliveries(
     return DeliveryPage(items=items, limit=limit, offset=offset)
 
 
-@router.get("/{delivery_id}", summary="One delivery with every attempt")
+@router.get(
+    "/{delivery_id}",
+    summary="One delivery with every attempt",
+    responses=problems.responses(401, 403, 404, 422, 500),
+)
 def get_delivery(delivery_id: str, _: Supervisor) -> DeliveryDetail:
     with session_factory()() as session:
         return DeliveryDetail.model_validate(_get(session, delivery_id))
@@ -112,6 +121,7 @@ def get_delivery(delivery_id: str, _: Supervisor) -> DeliveryDetail:
     "/replay",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Replay many: by ids, or every dead letter matching a filter",
+    responses=problems.responses(401, 403, 422, 500),
 )
 def replay_many(request: ReplayRequest, principal: Supervisor) -> ReplayOut:
     with transaction() as session:
@@ -131,6 +141,7 @@ def replay_many(request: ReplayRequest, principal: Supervisor) -> ReplayOut:
     "/{delivery_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a dead (or delivered) delivery again, with the same webhook-id",
+    responses=problems.responses(401, 403, 404, 409, 422, 500),
 )
 def replay_one(delivery_id: str, principal: Supervisor) -> ReplayOut:
     with transaction() as session:
