@@ -23,9 +23,11 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8
 def _closeloop_commands() -> list[tuple[str, list[str]]]:
     commands = []
     for name, service in COMPOSE["services"].items():
-        command = service.get("command")
-        if command and command[0] == "closeloop":
-            commands.append((name, command[1:]))
+        for command in (service.get("command"), service.get("healthcheck", {}).get("test")):
+            if command and command[0] == "CMD":
+                command = command[1:]
+            if command and command[0] == "closeloop":
+                commands.append((name, command[1:]))
     cmd = re.search(r"^CMD (.+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert cmd, "the Dockerfile has no CMD"
     commands.append(("Dockerfile", json.loads(cmd.group(1))[1:]))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from worker.config import Settings, get_settings
 
@@ -29,9 +29,18 @@ QUEUES = ("incidents", "pipeline", "webhooks", "timers")
 TASK_QUEUES = ("pipeline", "webhooks", "timers")
 
 # Task names are "closeloop.<queue>.<what>": the middle word routes them.
-TASK_ROUTES = {f"closeloop.{queue}.*": {"queue": queue} for queue in TASK_QUEUES}
+TASK_ROUTES = {
+    f"closeloop.{queue}.*": {"queue": queue, "exchange": queue, "routing_key": queue}
+    for queue in TASK_QUEUES
+}
 
-TASK_MODULES = ["worker.tasks.timers", "worker.tasks.webhooks"]
+TASK_MODULES = [
+    "worker.tasks.pipeline",
+    "worker.tasks.timers",
+    "worker.tasks.webhooks",
+    # not tasks: a remote-control command the workers answer (`closeloop rules reload`)
+    "worker.rules_control",
+]
 
 VISIBILITY_TIMEOUT_S = 600
 TASK_TIME_LIMIT_S = 120
@@ -50,7 +59,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_queues": [Queue(name) for name in TASK_QUEUES],
+        # Each queue its own exchange and routing key: left implicit, Celery binds every queue
+        # to the default exchange and key, and a message would land in all of them.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in TASK_QUEUES
+        ],
+        "task_default_exchange": "pipeline",
+        "task_default_routing_key": "pipeline",
         "task_default_queue": "pipeline",
         "task_routes": TASK_ROUTES,
         "task_serializer": "json",
@@ -68,8 +83,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def configure(settings: Settings | None = None) -> Celery:
     """Apply the settings to the app (again, after tests or `closeloop up` change them)."""
-    app.conf.update(celery_config(settings or get_settings()))
+    config = celery_config(settings or get_settings())
+    changed = any(app.conf.get(k) != config[k] for k in ("broker_url", "broker_transport_options"))
+    app.conf.update(config)
+    if changed:
+        _drop_connection_pools()
     return app
+
+
+def _drop_connection_pools() -> None:
+    # Pools keep the broker URL and key prefix they were made with; a reconfigured app (tests,
+    # `closeloop up`) must not publish through a pool pointing at the old broker.
+    pool = app._pool
+    if pool is not None:
+        pool.force_close_all()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 configure()

@@ -39,6 +39,9 @@ def enqueue(
 
 @event.listens_for(orm_session.Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    # SQLAlchemy also calls this when a SAVEPOINT is released; only the real commit counts.
+    if session.get_nested_transaction() is not None:
+        return
     ids = session.info.pop(_PENDING, None)
     if ids:
         bind = session.get_bind()
@@ -47,8 +50,11 @@ def _publish_after_commit(session: Session) -> None:
 
 
 @event.listens_for(orm_session.Session, "after_soft_rollback")
-def _forget_after_rollback(session: Session, _: Any) -> None:
-    session.info.pop(_PENDING, None)
+def _forget_after_rollback(session: Session, previous: orm_session.SessionTransaction) -> None:
+    # A rolled-back SAVEPOINT leaves the outer transaction's messages to send; ids of rows it
+    # took with it are skipped at publish time (they no longer exist).
+    if not previous.nested:
+        session.info.pop(_PENDING, None)
 
 
 def publish(engine: Engine, ids: list[int]) -> int:

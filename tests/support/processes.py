@@ -59,11 +59,16 @@ def running(
 
 
 def wait_for(
-    condition: Callable[[], bool], timeout: float = 30, every: float = 0.1, what: str = "condition"
+    condition: Callable[[], bool],
+    timeout: float = 30,
+    every: float = 0.1,
+    what: str | Callable[[], str] = "condition",
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what if isinstance(what, str) else what()}"
+    )

@@ -35,6 +35,7 @@ def service_environment(
     try:
         yield values
     finally:
+        _forget_keys(broker_url, values["CLOSELOOP_BROKER_KEY_PREFIX"])
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -47,3 +48,16 @@ def _reload() -> None:
     reset_settings_cache()
     engine_for.cache_clear()
     configure()
+
+
+def _forget_keys(broker_url: str, prefix: str) -> None:
+    """Leave the shared Redis as we found it: drop every key under this test's prefix."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

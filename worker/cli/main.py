@@ -18,6 +18,7 @@ def _mount() -> None:
     app.command("api")(run.api)
     app.command("worker")(worker.worker)
     app.command("beat")(worker.beat)
+    app.command("health")(run.health)
     app.add_typer(intake.app, name="intake", help="Publish incidents to the intake queue.")
     app.add_typer(db.app, name="db", help="The store: migrations.")
     app.add_typer(audit.app, name="audit", help="The audit store: verify its hash chains.")

@@ -133,6 +133,36 @@ def _decision(decision: Decision) -> list[str]:
     ]
 
 
+@app.command("reload")
+def reload_command(
+    directory: DirArgument = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for workers' answers.")] = 5.0,
+) -> None:
+    """Check the rules, then tell every running worker to put them in force now.
+
+    A folder that does not load is refused here, and each worker keeps the rules it has."""
+    ruleset = _load(directory)
+    typer.echo(f"rules OK: version {ruleset.version}")
+    from worker.celery_app import configure
+
+    replies = configure().control.broadcast("rules_reload", reply=True, timeout=timeout)
+    if not replies:
+        typer.echo("no worker answered (none running?); workers load the folder when they start")
+        return
+    refused = False
+    for reply in replies:
+        for worker, answer in reply.items():
+            if answer.get("ok"):
+                typer.echo(f"{worker}: in force {answer['in_force']}")
+            else:
+                refused = True
+                typer.echo(f"{worker}: refused, keeps {answer.get('in_force')}", err=True)
+                for error in answer.get("errors", []):
+                    typer.echo(f"  {error}", err=True)
+    if refused:
+        raise typer.Exit(1)
+
+
 @app.command("tree")
 def tree(directory: DirArgument = None) -> None:
     """Print the route tree as indented text, in the order routes are tried."""

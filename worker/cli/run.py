@@ -134,3 +134,15 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+def health() -> None:
+    """Exit 0 if the database and the broker answer, 1 (saying which did not) otherwise."""
+    from worker.api.health import check_broker, check_database
+
+    problems = [p for p in (check_database(), check_broker()) if p]
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("ok: database and broker answer")

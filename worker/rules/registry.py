@@ -44,6 +44,10 @@ class Registry:
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._checked_at = float("-inf")
 
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
     def get(self) -> Ruleset:
         """The ruleset in force; loads it on first use (raising RulesLoadError if it is bad)."""
         current = self._current

@@ -1,0 +1,67 @@
+"""The transactional outbox: published after commit (all of it), never after a rollback,
+and whatever the broker did not take is sent by the relay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, select
+
+from worker.clock import FrozenClock, now, use_clock
+from worker.db.models import OutboxMessage
+from worker.db.session import session_factory
+from worker.outbox import enqueue, relay
+
+
+def _published(engine: Engine) -> dict[str, bool]:
+    with session_factory(engine)() as session:
+        rows = session.scalars(select(OutboxMessage)).all()
+        return {row.payload["n"]: row.published_at is not None for row in rows}
+
+
+def test_every_message_of_a_transaction_is_published_after_commit(
+    pg_engine: Engine, service: dict[str, str]
+) -> None:
+    with session_factory(pg_engine)() as session, session.begin():
+        enqueue(session, "closeloop.timers.relay_outbox", {"n": "before"})
+        with session.begin_nested():  # releasing a SAVEPOINT is not the commit
+            enqueue(session, "closeloop.timers.relay_outbox", {"n": "inside"})
+        assert _published(pg_engine) == {}  # nothing visible, nothing sent yet
+        enqueue(session, "closeloop.timers.relay_outbox", {"n": "after"})
+    assert _published(pg_engine) == {"before": True, "inside": True, "after": True}
+
+
+def test_a_rolled_back_savepoint_keeps_the_rest(pg_engine: Engine, service: dict[str, str]) -> None:
+    with session_factory(pg_engine)() as session, session.begin():
+        enqueue(session, "closeloop.timers.relay_outbox", {"n": "kept"})
+        savepoint = session.begin_nested()
+        enqueue(session, "closeloop.timers.relay_outbox", {"n": "undone"})
+        savepoint.rollback()
+    assert _published(pg_engine) == {"kept": True}
+
+
+def test_nothing_is_sent_for_a_rolled_back_change(
+    pg_engine: Engine, service: dict[str, str]
+) -> None:
+    with session_factory(pg_engine)() as session:
+        session.begin()
+        enqueue(session, "closeloop.timers.relay_outbox", {"n": "gone"})
+        session.rollback()
+    assert _published(pg_engine) == {}
+
+
+def test_the_relay_sends_what_was_left_unpublished(
+    pg_engine: Engine, service: dict[str, str]
+) -> None:
+    with session_factory(pg_engine)() as session, session.begin():
+        session.add(
+            OutboxMessage(task_name="closeloop.timers.relay_outbox", payload={"n": "stuck"})
+        )
+    assert _published(pg_engine) == {"stuck": False}
+    assert relay(pg_engine) == 0  # too fresh: the after-commit hook may still be on it
+    previous = use_clock(FrozenClock(now() + timedelta(seconds=30)))
+    try:
+        assert relay(pg_engine) == 1
+    finally:
+        use_clock(previous)
+    assert _published(pg_engine) == {"stuck": True}
