@@ -115,6 +115,23 @@ class Reporter(Base):
     case: Mapped[Case] = relationship(back_populates="reporters")
 
 
+class Callback(Base):
+    """The citizen's answer when the hotline calls back after a case was resolved."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_case", "case_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
+    # None when the citizen could not be reached within the callback window.
+    solved: Mapped[bool | None] = mapped_column(Boolean)
+    satisfied: Mapped[bool | None] = mapped_column(Boolean)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(default=now)
+
+
 class Task(Base):
     """One department's assignment on a case: the lead, or an assisting department."""
 
