@@ -115,3 +115,70 @@ def test_the_same_message_twice_makes_one_case_one_task_each(running: Pipeline) 
         assert session.scalar(select(func.count()).select_from(Case)) == 1
         assert session.scalar(select(func.count()).select_from(Task)) == 2
         assert session.scalar(select(func.count()).select_from(Delivery)) == 2
+
+
+def test_http_incident_reaches_the_department_and_the_timeline_shows_it(running: Pipeline) -> None:
+    import httpx
+
+    api = running.start_api()
+    hotline = running.token("hotline")
+    answer = httpx.post(
+        f"{api}/v1/incidents",
+        json={**GAS_LEAK, "external_id": "e2e-http"},
+        headers={**hotline, "Idempotency-Key": "e2e-http-1"},
+    )
+    assert answer.status_code == 202, answer.text
+    case_id = answer.json()["case_id"]
+    assert answer.headers["location"] == f"/v1/cases/{case_id}"
+    _wait_delivered(running, {"gas", "fire"})
+    assert all(r.verified for r in running.receiver.all())
+    wait_for(lambda: _delivered_events(running, case_id) == 2, timeout=30, what="delivery audit")
+    case = httpx.get(f"{api}/v1/cases/{case_id}", headers=hotline).json()
+    assert case["state"] == "dispatched"
+    assert case["lead_department"] == "gas"
+    assert [t["department"] for t in case["tasks"]] == ["gas", "fire"]
+    actions = [event["action"] for event in case["timeline"]]
+    assert actions[:3] == ["case.received", "case.triaged", "case.dispatched"]
+    assert actions.count("delivery.succeeded") == 2
+    assert "13812345678" not in json.dumps(case)
+
+
+def test_alertmanager_alert_reaches_the_department(running: Pipeline) -> None:
+    import httpx
+
+    api = running.start_api()
+    alert = {
+        "status": "firing",
+        "labels": {
+            "alertname": "GasConcentrationHigh",
+            "district": "gulou",
+            "severity": "critical",
+        },
+        "annotations": {"summary": "可燃气体浓度超标"},
+        "startsAt": "2026-11-24T08:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.local/graph",
+        "fingerprint": "e2e0001",
+    }
+    payload = {
+        "version": "4",
+        "groupKey": '{}:{alertname="GasConcentrationHigh"}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "closeloop",
+        "groupLabels": {"alertname": "GasConcentrationHigh"},
+        "commonLabels": alert["labels"],
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager.local",
+        "alerts": [alert],
+    }
+    answer = httpx.post(
+        f"{api}/v1/monitor/alertmanager", json=payload, headers=running.token("monitor")
+    )
+    assert answer.status_code == 202, answer.text
+    wait_for(
+        lambda: len(running.receiver.all()) > 0, timeout=60, what=lambda: running.logs()[-3000:]
+    )
+    departments = {r.department for r in running.receiver.all()}
+    assert "gas" in departments, departments
+    assert all(r.verified for r in running.receiver.all())

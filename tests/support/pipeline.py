@@ -18,6 +18,7 @@ from tests.support.receiver import Receiver, department_secrets, receiving, rule
 from tests.support.service import ROOT, service_environment
 from worker.db.session import make_engine
 
+TASK_AND_INTAKE_QUEUES = ("incidents", "pipeline", "webhooks", "timers")
 WORKER_ARGS = ["worker", "--queues", "incidents,pipeline,webhooks,timers", "--concurrency", "4"]
 
 
@@ -35,6 +36,53 @@ class Pipeline:
         process = processes.spawn(command, self.env, log, module)
         self.workers.append(process)
         return process
+
+    def start_api(self) -> str:
+        """`closeloop api` on a free loopback port; returns its base URL once it answers."""
+        import httpx
+
+        from worker.embedded import free_port
+
+        port = free_port()
+        log = self.folder / f"api-{port}.log"
+        self.workers.append(processes.spawn(["api", "--port", str(port)], self.env, log))
+        base = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{base}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        processes.wait_for(answers, timeout=30, what=lambda: "the API\n" + log.read_text()[-2000:])
+        return base
+
+    def token(self, role: str, department: str | None = None) -> dict[str, str]:
+        """Authorization headers for a new token of `role`."""
+        from worker.auth import Role, create_token
+        from worker.db.session import session_factory
+
+        with session_factory(self.engine)() as session, session.begin():
+            made = create_token(session, Role(role), department=department)
+        return {"Authorization": f"Bearer {made.token}"}
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until every queue is empty and no message is out unacknowledged."""
+        import redis
+
+        prefix = self.env["CLOSELOOP_BROKER_KEY_PREFIX"]
+        client = redis.Redis.from_url(self.env["CLOSELOOP_BROKER_URL"])
+
+        def idle() -> bool:
+            queued = sum(int(client.llen(f"{prefix}{q}")) for q in TASK_AND_INTAKE_QUEUES)
+            return queued == 0 and int(client.hlen(f"{prefix}unacked")) == 0
+
+        try:
+            processes.wait_for(
+                idle, timeout=timeout, what=lambda: "idle queues\n" + self.logs()[-3000:]
+            )
+        finally:
+            client.close()
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("*.log")))
