@@ -97,6 +97,14 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.sqlite_path().resolve()}"
 
+    def resolved_rules_dir(self) -> Path:
+        """The rules folder; a relative one missing here is looked for beside the source tree
+        (the example city, for `closeloop up` started from another folder)."""
+        if self.rules_dir.is_absolute() or self.rules_dir.exists():
+            return self.rules_dir.resolve()
+        beside_source = Path(__file__).resolve().parent.parent / self.rules_dir
+        return beside_source if beside_source.exists() else self.rules_dir
+
     def base_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 

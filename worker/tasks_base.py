@@ -25,10 +25,14 @@ from worker.db.guard import ConcurrentChange
 from worker.db.session import get_engine
 from worker.dead_letters import record_dead_letter
 from worker.logging import get_logger
+from worker.rules.loader import RulesLoadError
 
 log = get_logger("closeloop.tasks")
 
+# RulesLoadError: no usable rules yet (a missing or broken folder at start-up). Waiting is
+# right: the operator fixes the folder, the registry reloads, the case goes on.
 TRANSIENT = (
+    RulesLoadError,
     OperationalError,
     InterfaceError,
     ConcurrentChange,

@@ -75,6 +75,8 @@ def up(
     folder = (data_dir or settings.data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["CLOSELOOP_DATA_DIR"] = str(folder)
+    # Children may start elsewhere: hand them absolute paths.
+    os.environ["CLOSELOOP_RULES_DIR"] = str(settings.resolved_rules_dir())
     configure_logging(settings.log_level, settings.log_format)
     redis = None
     if not settings.broker_url:

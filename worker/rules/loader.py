@@ -43,6 +43,10 @@ class RulesLoadError(Exception):
         self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.column, e.message))
         super().__init__("\n".join(str(e) for e in self.errors))
 
+    def __reduce__(self) -> tuple[type[RulesLoadError], tuple[list[RuleError]]]:
+        # Celery pickles a task's exception across processes; keep the errors, not a wrapper.
+        return (RulesLoadError, (self.errors,))
+
 
 def is_cases_file(path: Path) -> bool:
     return path.name in ("cases.yaml", "cases.yml") or path.name.endswith(

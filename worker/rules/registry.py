@@ -25,7 +25,7 @@ CHECK_EVERY_SECONDS = 2.0
 
 def rules_dir() -> Path:
     """The rules folder of the settings: $CLOSELOOP_RULES_DIR, else ./routing_rules."""
-    return get_settings().rules_dir
+    return get_settings().resolved_rules_dir()
 
 
 class Registry:
