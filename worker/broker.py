@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+
 import kombu
 import redis
 
@@ -23,8 +26,17 @@ def ping_broker(timeout: float = 2.0) -> None:
 
 
 def redis_client() -> redis.Redis:
-    """A plain Redis client on the broker, for closeloop's own small bookkeeping keys."""
-    return redis.Redis.from_url(broker_url(), socket_timeout=5, socket_connect_timeout=5)
+    """A plain Redis client on the broker, for closeloop's own small bookkeeping keys.
+
+    One per process and URL (it holds a connection pool); a new one per call would open a
+    connection for every task."""
+    return _client_for(broker_url(), os.getpid())
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str, pid: int) -> redis.Redis:
+    # The pid is part of the key: a forked pool process must not share its parent's sockets.
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def key(name: str) -> str:

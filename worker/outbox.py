@@ -59,43 +59,33 @@ def _forget_after_rollback(session: Session, previous: orm_session.SessionTransa
 
 def publish(engine: Engine, ids: list[int]) -> int:
     """Send the given outbox rows to the broker and mark them published. Never raises:
-    whatever could not be sent now is the relay's to send."""
+    whatever could not be sent now is the relay's to send.
+
+    One transaction: the UPDATE marks the rows (and locks them, so a relay running at the
+    same moment skips them), the messages go out, then it commits. If sending fails the
+    transaction rolls back and the rows stay unpublished.
+    """
     from worker.celery_app import app
 
     if not get_settings().broker_url:
         return 0  # no broker configured in this process (a CLI, a test): the relay sends them
-    sent: list[int] = []
-    try:
-        with Session(engine) as session:
-            messages = session.scalars(
-                select(OutboxMessage).where(
-                    OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None)
-                )
-            ).all()
-            for message in messages:
-                app.send_task(
-                    message.task_name,
-                    kwargs=message.payload,
-                    task_id=f"outbox-{message.id}-{message.publish_attempts}",
-                )
-                sent.append(message.id)
-    except Exception as error:  # the relay will retry whatever is still unpublished
-        log.warning("outbox publish failed; the relay will retry", error=str(error), ids=ids)
-    if sent:
-        _mark_published(engine, sent)
-    return len(sent)
-
-
-def _mark_published(engine: Engine, ids: list[int]) -> None:
     try:
         with engine.begin() as connection:
-            connection.execute(
+            claimed = connection.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
                 .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
-            )
-    except Exception as error:  # published but not marked: the relay sends again, harmlessly
-        log.warning("could not mark outbox rows published", error=str(error), ids=ids)
+                .returning(
+                    OutboxMessage.id, OutboxMessage.task_name, OutboxMessage.payload,
+                    OutboxMessage.publish_attempts,
+                )
+            ).all()  # fmt: skip
+            for message_id, task_name, payload, attempt in claimed:
+                app.send_task(task_name, kwargs=payload, task_id=f"outbox-{message_id}-{attempt}")
+    except Exception as error:  # the relay will retry whatever is still unpublished
+        log.warning("outbox publish failed; the relay will retry", error=str(error), ids=ids)
+        return 0
+    return len(claimed)
 
 
 def relay(engine: Engine, older_than: timedelta = timedelta(seconds=5), limit: int = 500) -> int:

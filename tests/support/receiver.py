@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Received:
     webhook_id: str
     body: dict[str, Any]
     verified: bool
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

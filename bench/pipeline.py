@@ -1,0 +1,224 @@
+"""The pipeline's speed on real PostgreSQL and Redis, beside an empty Celery task's.
+
+    .venv/bin/python -m bench.pipeline [--rate 50] [--seconds 20] [--burst 1000]
+
+Starts `closeloop api`, a pipeline worker (incidents, pipeline, timers; prefork, 2) and a
+webhook worker (threads, 8) on a scratch database, with the example city's departments
+pointed at a loopback receiver that verifies every signature. Then:
+
+1. baseline: an empty task on the same broker, queue and pool: tasks per second, and the
+   latency of an empty four-task chain sent at the same steady rate;
+2. steady: incidents filed over HTTP at --rate per second for --seconds: latency from the
+   POST to `dispatched` (the audit event's time) and to the webhook's arrival, median and p99;
+3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
+   webhooks received per second, start to last arrival.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import redis
+from sqlalchemy import make_url, select, text
+
+from bench.machine import describe
+from tests.support import processes
+from tests.support.pipeline import Pipeline, pipeline
+from worker.db.migrate import upgrade
+from worker.db.models import AuditEvent
+from worker.db.session import make_engine, session_factory
+
+INCIDENT = {
+    "source": "hotline",
+    "category": "water.pipe_burst",
+    "title": "水管爆裂 burst water main",
+    "location": {"district": "gulou"},
+}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"closeloop_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def baseline(p: Pipeline, count: int, rate: float, seconds: float) -> tuple[float, list[float]]:
+    from celery import chain
+
+    from bench.noop import noop
+
+    worker = p.start_worker(
+        "-A", "bench.noop", "worker", "-Q", "pipeline", "-c", "2", "-P", "prefork",
+        "--loglevel", "WARNING", module="celery",
+    )  # fmt: skip
+    time.sleep(3)
+    started = time.perf_counter()
+    for _ in range(count):
+        noop.delay()
+    p.wait_idle(timeout=300)
+    throughput = count / (time.perf_counter() - started)
+    client = redis.Redis.from_url(p.env["CLOSELOOP_BROKER_URL"])
+    sent: dict[str, float] = {}
+    for _ in _paced(rate, seconds):
+        chain_id = uuid.uuid4().hex
+        sent[chain_id] = time.time()
+        chain(noop.si(), noop.si(), noop.si(), noop.si(chain_id, last=True)).delay()
+    p.wait_idle(timeout=120)
+    done = client.hgetall(f"{p.env['CLOSELOOP_BROKER_KEY_PREFIX']}closeloop:bench:chains")
+    latencies = [float(done[k.encode()]) - v for k, v in sent.items() if k.encode() in done]
+    processes.stop(worker)
+    p.workers.remove(worker)
+    return throughput, latencies
+
+
+def _paced(rate: float, seconds: float) -> Iterator[int]:
+    interval, start = 1 / rate, time.perf_counter()
+    for n in range(int(rate * seconds)):
+        delay = start + n * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield n
+
+
+def file_one(api: str, headers: dict[str, str], http: httpx.Client) -> tuple[str, float]:
+    sent = time.time()
+    answer = http.post(
+        f"{api}/v1/incidents", json={**INCIDENT, "external_id": uuid.uuid4().hex}, headers=headers
+    )
+    answer.raise_for_status()
+    return answer.json()["case_id"], sent
+
+
+def steady(
+    p: Pipeline, api: str, headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    filed: dict[str, float] = {}
+    lock = threading.Lock()
+    with httpx.Client(timeout=30) as http, ThreadPoolExecutor(8) as pool:
+
+        def one() -> None:
+            case_id, sent = file_one(api, headers, http)
+            with lock:
+                filed[case_id] = sent
+
+        futures = [pool.submit(one) for _ in _paced(rate, seconds)]
+        for future in futures:
+            future.result()
+    _wait_received(p, set(filed))
+    return filed
+
+
+def _wait_received(p: Pipeline, case_ids: set[str]) -> None:
+    def arrived() -> bool:
+        return case_ids <= {r.body["data"]["case"]["id"] for r in p.receiver.all()}
+
+    processes.wait_for(arrived, timeout=600, every=0.5, what="every webhook")
+
+
+def latencies(p: Pipeline, filed: dict[str, float]) -> tuple[list[float], list[float]]:
+    arrivals = {r.body["data"]["case"]["id"]: r.at for r in p.receiver.all()}
+    with session_factory(p.engine)() as session:
+        dispatched = dict(
+            session.execute(
+                select(AuditEvent.case_id, AuditEvent.at).where(
+                    AuditEvent.action == "case.dispatched", AuditEvent.case_id.in_(list(filed))
+                )
+            ).all()
+        )
+    to_dispatch = [dispatched[c].timestamp() - t for c, t in filed.items()]
+    to_webhook = [arrivals[c] - t for c, t in filed.items()]
+    return to_dispatch, to_webhook
+
+
+def burst(p: Pipeline, api: str, headers: dict[str, str], count: int) -> tuple[float, float]:
+    before = len(p.receiver.all())
+    filed: list[str] = []
+    started = time.time()
+    with httpx.Client(timeout=30) as http, ThreadPoolExecutor(8) as pool:
+        for case_id, _ in pool.map(lambda _: file_one(api, headers, http), range(count)):
+            filed.append(case_id)
+    _wait_received(p, set(filed))
+    last = max(r.at for r in p.receiver.all()[before:])
+    with session_factory(p.engine)() as session:
+        last_dispatch = session.scalar(
+            select(AuditEvent.at)
+            .where(AuditEvent.action == "case.dispatched")
+            .order_by(AuditEvent.at.desc())
+        )
+    assert last_dispatch is not None
+    return count / (last_dispatch.timestamp() - started), count / (last - started)
+
+
+def ms(values: list[float]) -> str:
+    median, p99 = statistics.median(values) * 1000, percentile(values, 99) * 1000
+    return f"median {median:7.1f} ms   p99 {p99:7.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--baseline-tasks", type=int, default=3000)
+    parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    print(describe())
+    os.environ.setdefault("CLOSELOOP_LOG_LEVEL", "WARNING")
+    with (
+        scratch_database(args.server) as url,
+        tempfile.TemporaryDirectory() as folder,
+        pipeline(url, args.redis, Path(folder), log_level="WARNING") as p,
+    ):
+        tasks_per_s, chain_latency = baseline(p, args.baseline_tasks, args.rate, args.seconds)
+        p.start_worker("worker", "--queues", "incidents,pipeline,timers", "--concurrency", "2")
+        p.start_worker("worker", "--queues", "webhooks", "--concurrency", "8", "--pool", "threads")
+        api = p.start_api()
+        headers = p.token("hotline")
+        time.sleep(3)
+        filed = steady(p, api, headers, args.rate, args.seconds)
+        to_dispatch, to_webhook = latencies(p, filed)
+        dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst)
+    print("\nbaseline: an empty task, same broker, queue and prefork pool of 2")
+    print(f"  throughput                 {tasks_per_s:8.0f} tasks/s")
+    print(f"  4-task chain at {args.rate:.0f}/s      {ms(chain_latency)}")
+    steady_run = f"{args.rate:.0f}/s for {args.seconds:.0f} s, {len(filed)} incidents over HTTP"
+    print(f"\ncloseloop at {steady_run}")
+    print(f"  intake -> dispatched       {ms(to_dispatch)}")
+    print(f"  intake -> webhook received {ms(to_webhook)}")
+    print(f"\nburst of {args.burst} incidents (8 HTTP clients)")
+    share = dispatched_per_s / tasks_per_s
+    print(
+        f"  dispatched                 {dispatched_per_s:8.1f} cases/s  ({share:.2f} of baseline)"
+    )
+    print(f"  webhooks received          {delivered_per_s:8.1f} cases/s")
+
+
+if __name__ == "__main__":
+    main()
