@@ -90,9 +90,13 @@ def up(
     from worker.db.migrate import upgrade
 
     upgrade(settings.resolved_database_url())
+    from worker.embedded_secrets import ensure_secrets
+
+    secrets_file = ensure_secrets(settings.resolved_rules_dir(), folder)
     children = [_spawn(command) for command in UP_COMMANDS]
     typer.echo(f"closeloop is up: API {settings.base_url()}  (docs {settings.base_url()}/docs)")
     typer.echo(f"data in {folder}; broker {settings.broker_url}; Ctrl-C stops it")
+    typer.echo(f"departments' webhook secrets: {secrets_file}")
     try:
         _wait(children)
     finally:
