@@ -6,8 +6,9 @@ Every choice here protects against a named failure (see the README's "Reliabilit
   task finished, so a worker killed mid-task leaves the message to be delivered again.
 - `worker_prefetch_multiplier = 1`: a worker holds one message at a time, so a slow department
   endpoint never sits on messages another worker could run.
-- `visibility_timeout`: how long Redis waits for an acknowledgement before handing the message
-  to another worker; longer than any task may run (tasks have a hard time limit below it).
+- `visibility_timeout` (`CLOSELOOP_BROKER_VISIBILITY_TIMEOUT`): how long Redis waits for an
+  acknowledgement before handing the message to another worker; keep it longer than any task
+  may run (tasks have a hard time limit of two minutes).
 - queues per kind of work (incidents for intake, pipeline, webhooks, timers), each consumable by
   its own workers, so webhooks stuck on a dead endpoint never delay triage of a gas leak.
 - a redelivery cap (`worker.tasks_base`): a message that kills its worker every time ends as a
@@ -42,14 +43,13 @@ TASK_MODULES = [
     "worker.rules_control",
 ]
 
-VISIBILITY_TIMEOUT_S = 600
 TASK_TIME_LIMIT_S = 120
 
 app = Celery("closeloop")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    transport: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout}
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
     return {

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         default="",
         description="Prefix for every key closeloop's queues use in Redis (to share one Redis).",
     )
+    broker_visibility_timeout: int = Field(
+        default=600,
+        description="Seconds Redis waits for a message's acknowledgement before redelivering it.",
+    )
+    stalled_after: int = Field(
+        default=60,
+        description="Seconds a case may wait before dispatch before the sweeper re-drives it.",
+    )
     redelivery_cap: int = Field(
         default=5,
         description="Redeliveries after a worker died mid-task before the task is dead-lettered.",

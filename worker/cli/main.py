@@ -12,13 +12,25 @@ app = typer.Typer(
 
 def _mount() -> None:
     # Each group lives in its own module; importing here keeps `closeloop --help` the one index.
-    from worker.cli import audit, db, deliveries, intake, rules, run, schemas, token, worker
+    from worker.cli import (
+        audit,
+        db,
+        deliveries,
+        intake,
+        reconcile,
+        rules,
+        run,
+        schemas,
+        token,
+        worker,
+    )
 
     app.command("up")(run.up)
     app.command("api")(run.api)
     app.command("worker")(worker.worker)
     app.command("beat")(worker.beat)
     app.command("health")(run.health)
+    app.command("reconcile")(reconcile.reconcile_command)
     app.add_typer(intake.app, name="intake", help="Publish incidents to the intake queue.")
     app.add_typer(db.app, name="db", help="The store: migrations.")
     app.add_typer(audit.app, name="audit", help="The audit store: verify its hash chains.")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.clock import now
+from worker.config import get_settings
 from worker.contracts.enums import CaseState
 from worker.db.models import Case
 from worker.logging import get_logger
@@ -22,12 +23,13 @@ from worker.tasks.names import DISPATCH, MONITOR
 
 log = get_logger("closeloop.sweep")
 
-STALLED_AFTER = timedelta(seconds=60)
 _NEXT_STAGE = {CaseState.received: MONITOR, CaseState.triaged: DISPATCH}
 
 
-def sweep_stalled(session: Session, older_than: timedelta = STALLED_AFTER, limit: int = 500) -> int:
+def sweep_stalled(session: Session, older_than: timedelta | None = None, limit: int = 500) -> int:
     """Queue the next stage again for cases stuck before dispatch; returns how many."""
+    if older_than is None:
+        older_than = timedelta(seconds=get_settings().stalled_after)
     stalled = session.execute(
         select(Case.id, Case.state)
         .where(

@@ -1,0 +1,79 @@
+"""`closeloop reconcile` finds every kind of gap, and nothing where there is none."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+from typer.testing import CliRunner
+
+from tests.support.factories import HOTLINE, incident
+from worker.cli.main import app
+from worker.clock import FrozenClock, now, use_clock
+from worker.db.models import Delivery, Task, new_id
+from worker.db.session import session_factory, transaction
+from worker.reconcile import reconcile
+from worker.rules import load_ruleset
+from worker.stages.dispatch import dispatch
+from worker.stages.intake import accept_incident
+from worker.stages.monitor import triage
+
+RULES = load_ruleset(Path(__file__).resolve().parents[1] / "routing_rules")
+
+
+def _dispatched(engine: Engine, **overrides: object) -> str:
+    with session_factory(engine)() as session, session.begin():
+        case_id = accept_incident(session, incident(**overrides), actor=HOTLINE).case.id
+    for stage in (triage, dispatch):
+        with session_factory(engine)() as session, session.begin():
+            stage(session, case_id, RULES)  # type: ignore[operator]
+    return case_id
+
+
+def _report_later(engine: Engine) -> object:
+    previous = use_clock(FrozenClock(now() + timedelta(minutes=5)))
+    try:
+        with session_factory(engine)() as session:
+            return reconcile(session)
+    finally:
+        use_clock(previous)
+
+
+def test_a_routed_case_is_complete(pg_engine: Engine, service: dict[str, str]) -> None:
+    _dispatched(pg_engine, category="gas.leak", title="煤气泄漏")
+    report = _report_later(pg_engine)
+    assert report.missing == 0  # type: ignore[attr-defined]
+    assert report.cases_by_state == {"dispatched": 1}  # type: ignore[attr-defined]
+    assert report.tasks == 2  # type: ignore[attr-defined]
+    assert report.deliveries_by_state == {"pending": 2}  # type: ignore[attr-defined]
+
+
+def test_every_gap_is_named(pg_engine: Engine, service: dict[str, str]) -> None:
+    complete = _dispatched(pg_engine, category="water.outage", title="停水")
+    broken = _dispatched(pg_engine, category="gas.leak", title="煤气泄漏", external_id="b")
+    with session_factory(pg_engine)() as session, session.begin():
+        stuck = accept_incident(session, incident(external_id="s"), actor=HOTLINE).case.id
+        session.add(Task(id=new_id(), case_id=complete, department="roads", role="assisting",
+                         state="assigned", dispatch_round=1))  # fmt: skip
+        session.execute(update(Delivery).where(Delivery.case_id == broken).values(state="dead"))
+    report = _report_later(pg_engine)
+    assert report.stalled_cases == [stuck]  # type: ignore[attr-defined]
+    assert len(report.tasks_without_delivery) == 1  # type: ignore[attr-defined]
+    assert len(report.dead_deliveries) == 2  # type: ignore[attr-defined]
+    assert report.missing == 4  # type: ignore[attr-defined]
+
+
+def test_the_command_exits_1_when_something_is_missing(
+    pg_engine: Engine, service: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    with transaction() as session:
+        accept_incident(session, incident(), actor=HOTLINE)
+    fresh = runner.invoke(app, ["reconcile"])
+    assert fresh.exit_code == 0, fresh.output  # in flight, within the grace period
+    assert "missing: 0" in fresh.output
+    late = runner.invoke(app, ["reconcile", "--grace", "0", "--json"])
+    assert late.exit_code == 1
+    assert '"missing": 1' in late.output

@@ -1,0 +1,120 @@
+"""Reconciliation: is every accepted incident a routed, audited case, with its tasks and
+their deliveries? The report counts what exists and names what is missing.
+
+Missing means:
+- a case still waiting for a stage (received or triaged) longer than the pipeline ever takes;
+- a case past dispatch without a lead task in its current round;
+- a task without its `task.assigned` delivery;
+- a delivery not delivered (still on its way counts as pending, not missing; dead counts);
+- an outbox message never published after the relay should have sent it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from worker.clock import now
+from worker.contracts.enums import CaseState, TaskRole
+from worker.db.models import Case, Delivery, OutboxMessage, Task
+
+PAST_DISPATCH = [
+    s.value
+    for s in (
+        CaseState.dispatched,
+        CaseState.accepted,
+        CaseState.in_progress,
+        CaseState.resolved,
+        CaseState.closed,
+    )
+]
+
+
+@dataclass
+class Report:
+    cases: int = 0
+    cases_by_state: dict[str, int] = field(default_factory=dict)
+    tasks: int = 0
+    deliveries: int = 0
+    deliveries_by_state: dict[str, int] = field(default_factory=dict)
+    stalled_cases: list[str] = field(default_factory=list)
+    cases_without_lead_task: list[str] = field(default_factory=list)
+    tasks_without_delivery: list[str] = field(default_factory=list)
+    dead_deliveries: list[str] = field(default_factory=list)
+    unpublished_messages: int = 0
+
+    @property
+    def missing(self) -> int:
+        return (
+            len(self.stalled_cases)
+            + len(self.cases_without_lead_task)
+            + len(self.tasks_without_delivery)
+            + len(self.dead_deliveries)
+            + self.unpublished_messages
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "missing": self.missing}
+
+
+def reconcile(session: Session, grace: timedelta = timedelta(minutes=2)) -> Report:
+    """Count everything; list what is missing (older than `grace`, to let work in flight land)."""
+    cutoff = now() - grace
+    report = Report()
+    report.cases_by_state = _counts(session, Case.state)
+    report.cases = sum(report.cases_by_state.values())
+    report.tasks = session.scalar(select(func.count()).select_from(Task)) or 0
+    report.deliveries_by_state = _counts(session, Delivery.state)
+    report.deliveries = sum(report.deliveries_by_state.values())
+    report.stalled_cases = _ids(
+        session,
+        select(Case.id).where(
+            Case.state.in_([CaseState.received.value, CaseState.triaged.value]),
+            Case.updated_at < cutoff,
+        ),
+    )
+    lead = aliased(Task)
+    report.cases_without_lead_task = _ids(
+        session,
+        select(Case.id).where(
+            Case.state.in_(PAST_DISPATCH),
+            ~exists().where(
+                and_(
+                    lead.case_id == Case.id,
+                    lead.role == TaskRole.lead.value,
+                    lead.dispatch_round == Case.dispatch_round,
+                )
+            ),
+        ),
+    )
+    report.tasks_without_delivery = _ids(
+        session,
+        select(Task.id).where(
+            Task.created_at < cutoff,
+            ~exists().where(
+                and_(Delivery.task_id == Task.id, Delivery.event_type == "task.assigned")
+            ),
+        ),
+    )
+    report.dead_deliveries = _ids(session, select(Delivery.id).where(Delivery.state == "dead"))
+    report.unpublished_messages = (
+        session.scalar(
+            select(func.count()).where(
+                OutboxMessage.published_at.is_(None), OutboxMessage.created_at < cutoff
+            )
+        )
+        or 0
+    )
+    return report
+
+
+def _counts(session: Session, column: object) -> dict[str, int]:
+    rows = session.execute(select(column, func.count()).group_by(column)).all()  # type: ignore[call-overload]
+    return {str(state): int(count) for state, count in rows}
+
+
+def _ids(session: Session, query: object, limit: int = 1000) -> list[str]:
+    return [str(i) for i in session.scalars(query.limit(limit))]  # type: ignore[attr-defined]
