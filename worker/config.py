@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     webhook_scan_interval: float = Field(
         default=2.0, gt=0, description="Seconds between beat's scans for webhooks due."
     )
+    deadline_scan_batch: int = Field(
+        default=500,
+        ge=1,
+        description="Most tasks to remind, and most cases to look at, in one deadline scan.",
+    )
     ops_department: str | None = Field(
         default=None,
         description="Department told when an endpoint is disabled. Unset: the catch-all's lead.",

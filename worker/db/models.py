@@ -22,10 +22,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from worker.clock import now
 from worker.db.types import BigId, UTCDateTime
+from worker.escalation import next_due
 
 
 def new_id() -> str:
@@ -46,6 +47,10 @@ class Case(Base):
         Index("ix_cases_category_received", "category", "received_at"),
         Index("ix_cases_district_received", "district", "received_at"),
         Index("ix_cases_lead_received", "lead_department", "received_at"),
+        # The deadline scan's two questions: which open cases have an escalation step due,
+        # and which have passed their resolve deadline without being flagged yet.
+        Index("ix_cases_escalation_due", "state", "next_escalation_at"),
+        Index("ix_cases_resolve_due", "state", "overdue", "resolve_due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -83,6 +88,10 @@ class Case(Base):
     dispatch_round: Mapped[int] = mapped_column(Integer, default=0)
     # The route's escalation chain as decided at dispatch (levels, deadlines, who to tell).
     escalation_plan: Mapped[list[Any]] = mapped_column(default=list)
+    # When the earliest step of the plan not yet fired or passed over comes due; kept in step
+    # with the plan by `_follow_plan` wherever the plan is written, so the scan is one
+    # indexed range instead of a read of every open case's plan.
+    next_escalation_at: Mapped[datetime | None]
     share_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None]
@@ -98,6 +107,11 @@ class Case(Base):
     tasks: Mapped[list[Task]] = relationship(back_populates="case", order_by="Task.created_at")
 
     __mapper_args__ = {"version_id_col": version}
+
+    @validates("escalation_plan")
+    def _follow_plan(self, _key: str, plan: list[Any]) -> list[Any]:
+        self.next_escalation_at = next_due(plan)
+        return plan
 
 
 class Reporter(Base):
@@ -142,6 +156,7 @@ class Task(Base):
         ),
         Index("ix_tasks_department_state", "department", "state"),
         Index("ix_tasks_ack_due", "state", "acknowledge_due_at"),
+        Index("ix_tasks_reminder_due", "state", "reminded_at", "acknowledge_due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -155,6 +170,8 @@ class Task(Base):
     resolve_due_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    # Set when the department was reminded of a passed acknowledge deadline (once per task).
+    reminded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 

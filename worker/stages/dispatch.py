@@ -12,6 +12,7 @@ case returned twice goes to the operations centre (the catch-all's lead).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -112,7 +113,12 @@ def _record_decision(case: Case, decision: Decision) -> None:
     case.resolve_due_at = decision.resolve_due_at
     case.share_contact = decision.share_contact
     case.dispatched_at = now()
-    case.escalation_plan = [
+    case.escalation_plan = escalation_plan(decision)
+
+
+def escalation_plan(decision: Decision) -> list[dict[str, Any]]:
+    """The route's escalation chain with each step's due time, as the case stores it."""
+    return [
         {
             "level": step.level,
             "after": step.after,
