@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
-from worker.api import cases, deliveries, health, incidents, monitor, problems
+from worker.api import cases, deliveries, health, incidents, monitor, problems, supervision
 from worker.api.limits import BodyLimit
 from worker.config import get_settings
 
@@ -26,6 +26,7 @@ def create_app() -> FastAPI:
     app.include_router(cases.router)
     app.include_router(monitor.router)
     app.include_router(deliveries.router)
+    app.include_router(supervision.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -32,6 +32,7 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
     from worker.contracts.alertmanager import AlertmanagerWebhook
     from worker.contracts.audit import AuditEventOut
     from worker.contracts.case import CaseOut
+    from worker.contracts.supervision import CancelRequest, EscalateRequest, ReassignRequest
     from worker.rules.model import RulesFile
 
     return {
@@ -40,6 +41,9 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
         "audit-event.schema.json": _of(AuditEventOut),
         "alertmanager-webhook.schema.json": _of(AlertmanagerWebhook),
         "routing-rules.schema.json": _of(RulesFile, "closeloop routing rules file"),
+        "case-reassign.schema.json": _of(ReassignRequest),
+        "case-escalate.schema.json": _of(EscalateRequest),
+        "case-cancel.schema.json": _of(CancelRequest),
     }
 
 
