@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +32,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    # (status, seconds to hang before answering) for each request; None: 204 at once.
+    behaviour: Callable[[str], tuple[int, float]] | None = None
 
     @property
     def base_url(self) -> str:
@@ -57,12 +59,20 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 verified = True
             except (WebhookVerificationError, KeyError):
                 verified = False
+            webhook_id = headers.get("webhook-id", "")
+            behaviour = receiver.behaviour
+            status, hang = (204, 0.0) if behaviour is None else behaviour(webhook_id)
             with receiver.lock:
                 receiver.received.append(
-                    Received(department, headers.get("webhook-id", ""), json.loads(body), verified)
+                    Received(department, webhook_id, json.loads(body), verified)
                 )
-            self.send_response(204 if verified else 401)
-            self.end_headers()
+            if hang:
+                time.sleep(hang)
+            try:
+                self.send_response(status if verified else 401)
+                self.end_headers()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender gave up waiting: exactly what a hang is for
 
         def log_message(self, *_: Any) -> None:
             pass
