@@ -6,6 +6,7 @@ so that `closeloop up` runs with nothing installed beside Python. Production set
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -93,6 +94,11 @@ class Settings(BaseSettings):
         default=None,
         description="Department told when an endpoint is disabled. Unset: the catch-all's lead.",
     )
+    callback_window: str = Field(
+        default="48h",
+        description="How long the hotline has to call the citizen back after a case is "
+        "resolved; past it, an unanswered case is closed.",
+    )
 
     @field_validator("webhook_schedule", "webhook_circuit_cooldown")
     @classmethod
@@ -101,6 +107,19 @@ class Settings(BaseSettings):
 
         parse_schedule(value)  # refuse a bad value at start-up, not at the first retry
         return value
+
+    @field_validator("callback_window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        from worker.rules.durations import parse_duration
+
+        parse_duration(value)
+        return value
+
+    def callback_window_delta(self) -> timedelta:
+        from worker.rules.durations import parse_duration
+
+        return parse_duration(self.callback_window)
 
     def sqlite_path(self) -> Path:
         return self.data_dir / "closeloop.sqlite3"

@@ -37,8 +37,8 @@ def dispatch(session: Session, case_id: str, ruleset: Ruleset) -> list[Task] | N
         return None
     decision = route(session, case, ruleset)
     case.dispatch_round += 1
-    tasks = _create_tasks(session, case, decision)
-    _record_decision(case, decision)
+    tasks = create_tasks(session, case, decision)
+    record_decision(case, decision)
     transition(
         session,
         case,
@@ -84,7 +84,7 @@ def _everyone_but_operations_centre(ruleset: Ruleset) -> set[str]:
     return {d for d in ruleset.departments if d != lead}
 
 
-def _create_tasks(session: Session, case: Case, decision: Decision) -> list[Task]:
+def create_tasks(session: Session, case: Case, decision: Decision) -> list[Task]:
     tasks = [_task(case, decision.lead, TaskRole.lead, decision)]
     tasks += [_task(case, d, TaskRole.assisting, decision) for d in decision.assisting]
     session.add_all(tasks)
@@ -104,7 +104,7 @@ def _task(case: Case, department: str, role: TaskRole, decision: Decision) -> Ta
     )
 
 
-def _record_decision(case: Case, decision: Decision) -> None:
+def record_decision(case: Case, decision: Decision) -> None:
     case.lead_department = decision.lead
     case.priority = decision.priority.value
     case.rules_version = decision.ruleset_version

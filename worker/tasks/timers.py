@@ -1,5 +1,5 @@
-"""Tasks of the `timers` queue, run by beat: the outbox relay, the stalled-case sweeper and
-the deadline scan."""
+"""Tasks of the `timers` queue, run by beat: the outbox relay, the stalled-case sweeper,
+the deadline scan, and closing cases whose callback window passed unanswered."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from structlog.contextvars import bound_contextvars
 
 from worker.celery_app import app
+from worker.clock import now
 from worker.config import get_settings
 from worker.db.guard import ConcurrentChange
 from worker.db.session import get_engine, transaction
 from worker.logging import get_logger
 from worker.outbox import relay
+from worker.stages.closeloop import auto_close
 from worker.stages.command import due_cases, due_reminders, remind, watch
 from worker.stages.sweep import sweep_stalled
 from worker.tasks_base import ClosedLoopTask
@@ -22,6 +24,7 @@ from worker.tasks_base import ClosedLoopTask
 RELAY_OUTBOX = "closeloop.timers.relay_outbox"
 SWEEP_STALLED = "closeloop.timers.sweep_stalled"
 SCAN_DEADLINES = "closeloop.timers.scan_deadlines"
+CLOSE_UNANSWERED = "closeloop.timers.close_unanswered"
 
 # The issue asks for at least every 30 s; a scan that waited past the next one is superseded.
 DEADLINE_SCAN_EVERY_S = 15.0
@@ -34,6 +37,7 @@ BEAT = {
         "schedule": DEADLINE_SCAN_EVERY_S,
         "options": {"expires": DEADLINE_SCAN_EVERY_S},
     },
+    "close-unanswered": {"task": CLOSE_UNANSWERED, "schedule": 60.0},
 }
 
 log = get_logger("closeloop.timers")
@@ -74,3 +78,9 @@ def _each(engine: Engine, step: Callable[[Session, str], object], **ids: str) ->
         # scan looks again with fresh eyes, and whatever already fired is marked fired.
         log.info("deadline scan: changed meanwhile, left for the next scan", **ids)
         return 0
+
+
+@app.task(name=CLOSE_UNANSWERED, base=ClosedLoopTask)
+def close_unanswered() -> int:
+    with transaction() as session:
+        return auto_close(session, now())

@@ -1,0 +1,200 @@
+"""Close loop: the hotline calls the citizen back once a case is resolved.
+
+Solved and satisfied closes the case. Anything else reopens it: the same lead (and the same
+assisting departments) get a new task in a new dispatch round, with fresh deadlines of the
+length the rules give this case now, and the case's escalation level goes up one. A case
+whose callback window passes with no answer is closed with that reason. A supervisor may
+reopen a resolved or closed case the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.clock import now
+from worker.contracts.audit import Actor
+from worker.contracts.enums import ActorKind, TaskRole, TaskState
+from worker.contracts.enums import CaseState as C
+from worker.db.models import Callback, Case, Task
+from worker.lifecycle import record, transition
+from worker.rules import Ruleset
+from worker.stages.dispatch import create_tasks, notify_assigned, record_decision, route
+from worker.webhooks import build_payload, queue_delivery
+
+ACTOR = Actor(kind=ActorKind.system, id="closeloop")
+SATISFIED = "citizen satisfied"
+NO_ANSWER = "no answer within the callback window"
+REOPENABLE = frozenset({C.resolved, C.closed})
+AUTO_CLOSE_BATCH = 500
+
+
+class NotNow(Exception):
+    """The case is not in a state where this can be done (feedback before it is resolved)."""
+
+
+def record_feedback(
+    session: Session,
+    case: Case,
+    actor: Actor,
+    solved: bool,
+    satisfied: bool,
+    comment: str,
+    *,
+    ruleset: Ruleset,
+) -> Callback:
+    """Store the citizen's answer; close the case if solved and satisfied, else reopen it."""
+    if case.state != C.resolved:
+        raise NotNow(
+            f"case {case.id} is '{case.state}': the citizen's answer is recorded only on a "
+            "resolved case"
+        )
+    closes = solved and satisfied
+    outcome = "closed" if closes else "reopened"
+    callback = _callback(session, case, actor, solved, satisfied, comment, outcome)
+    if closes:
+        close(session, case, actor, SATISFIED)
+    else:
+        _reopen(session, case, actor, ruleset, why=_why_unhappy(solved, satisfied, comment))
+    return callback
+
+
+def reopen(session: Session, case: Case, actor: Actor, reason: str, *, ruleset: Ruleset) -> Case:
+    """A supervisor sends a resolved or closed case back to its lead."""
+    if case.state not in REOPENABLE:
+        raise NotNow(
+            f"case {case.id} is '{case.state}': only a resolved or closed case can be reopened"
+        )
+    _reopen(session, case, actor, ruleset, why={"reason": reason})
+    return case
+
+
+def auto_close(session: Session, at: datetime) -> int:
+    """Close every resolved case whose callback window passed unanswered; returns how many."""
+    due = session.scalars(
+        select(Case)
+        .where(Case.state == C.resolved.value, Case.callback_due_at <= at)
+        .order_by(Case.callback_due_at)
+        .limit(AUTO_CLOSE_BATCH)
+    ).all()
+    for case in due:
+        _callback(session, case, ACTOR, None, None, "", "no_answer")
+        close(session, case, ACTOR, NO_ANSWER)
+    return len(due)
+
+
+def close(session: Session, case: Case, actor: Actor, reason: str) -> None:
+    case.closed_at = now()
+    case.close_reason = reason
+    transition(session, case, C.closed, actor=actor, data={"reason": reason})
+
+
+def _callback(
+    session: Session,
+    case: Case,
+    actor: Actor,
+    solved: bool | None,
+    satisfied: bool | None,
+    comment: str,
+    outcome: str,
+) -> Callback:
+    callback = Callback(
+        case_id=case.id,
+        solved=solved,
+        satisfied=satisfied,
+        comment=comment,
+        outcome=outcome,
+        recorded_by=actor.id,
+        recorded_at=now(),
+    )
+    session.add(callback)
+    record(
+        session,
+        case,
+        actor=actor,
+        action="callback.recorded",
+        data={"solved": solved, "satisfied": satisfied, "comment": comment, "outcome": outcome},
+    )
+    return callback
+
+
+def _why_unhappy(solved: bool, satisfied: bool, comment: str) -> dict[str, Any]:
+    problem = "not solved" if not solved else "citizen not satisfied"
+    return {"reason": problem, "comment": comment}
+
+
+def _reopen(
+    session: Session, case: Case, actor: Actor, ruleset: Ruleset, *, why: dict[str, Any]
+) -> None:
+    """A new round for the same departments, deadlines afresh, one escalation level up."""
+    lead, assisting = _last_departments(case)
+    # The rules in force say how long this case may take now; who does it is already known.
+    decision = route(session, case, ruleset).model_copy(
+        update={"lead": lead, "assisting": assisting}
+    )
+    case.dispatch_round += 1
+    case.reopen_count += 1
+    case.escalation_level += 1
+    case.overdue = False
+    case.resolved_at = case.closed_at = case.callback_due_at = None
+    case.close_reason = None
+    tasks = create_tasks(session, case, decision)
+    record_decision(case, decision)
+    transition(
+        session,
+        case,
+        C.dispatched,
+        actor=actor,
+        action="case.reopened",
+        data={
+            **why,
+            "round": case.dispatch_round,
+            "lead": lead,
+            "assisting": assisting,
+            "reopen_count": case.reopen_count,
+            "escalation_level": case.escalation_level,
+            "acknowledge_due_at": decision.acknowledge_due_at,
+            "resolve_due_at": decision.resolve_due_at,
+        },
+        rules_version=decision.ruleset_version,
+    )
+    for task in tasks:
+        if task.role == TaskRole.lead:
+            _notify_reopened(session, case, task, why)
+        else:
+            notify_assigned(session, case, task)
+
+
+def _last_departments(case: Case) -> tuple[str, list[str]]:
+    last = [t for t in case.tasks if t.dispatch_round == case.dispatch_round]
+    lead = case.lead_department or next(t.department for t in last if t.role == TaskRole.lead)
+    # A department that returned its part said it was not theirs: it is not asked again.
+    assisting = [
+        t.department
+        for t in last
+        if t.role == TaskRole.assisting and t.state != TaskState.returned and t.department != lead
+    ]
+    return lead, list(dict.fromkeys(assisting))
+
+
+def _notify_reopened(session: Session, case: Case, task: Task, why: dict[str, Any]) -> None:
+    queue_delivery(
+        session,
+        case=case,
+        task=task,
+        department=task.department,
+        event_type="case.reopened",
+        payload=build_payload(
+            case,
+            task,
+            details={
+                **why,
+                "reopen_count": case.reopen_count,
+                "escalation_level": case.escalation_level,
+            },
+        ),
+        dedupe_key=f"case.reopened:{task.id}",
+    )
