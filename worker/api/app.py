@@ -8,7 +8,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
-from worker.api import cases, deliveries, health, incidents, monitor, problems, supervision
+from worker.api import (
+    callbacks,
+    cases,
+    deliveries,
+    health,
+    incidents,
+    monitor,
+    problems,
+    supervision,
+    tasks,
+)
 from worker.api.limits import BodyLimit
 from worker.config import get_settings
 
@@ -27,6 +37,8 @@ def create_app() -> FastAPI:
     app.include_router(monitor.router)
     app.include_router(deliveries.router)
     app.include_router(supervision.router)
+    app.include_router(tasks.router)
+    app.include_router(callbacks.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -6,20 +6,18 @@ any other case it gets 404, the same as for a case that does not exist.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from worker.api import problems
 from worker.api.auth import require
 from worker.api.case_view import case_out
+from worker.api.cursor import decode
+from worker.api.cursor import encode as cursor_of
 from worker.auth import Principal, Role
 from worker.clock import now
 from worker.contracts.case import CaseOut, CasePage, CaseSummary
@@ -80,7 +78,7 @@ def list_cases(
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit + 1)
     query = _filtered(query, state, category, district, department, overdue)
     if cursor is not None:
-        query = query.where(_after(*_decode(cursor)))
+        query = query.where(_after(*decode(cursor)))
     with transaction() as session:
         cases = list(session.scalars(query))
     page, more = cases[:limit], len(cases) > limit
@@ -130,18 +128,4 @@ def _after(received_at: datetime, case_id: str) -> ColumnElement[bool]:
 
 
 def _encode(case: Case) -> str:
-    raw = orjson.dumps([case.received_at.isoformat(), case.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, case_id = orjson.loads(raw)
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or not isinstance(case_id, str):
-            raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError) as error:
-        problem = {"loc": ("query", "cursor"), "msg": "not a cursor this API gave out"}
-        raise RequestValidationError([{**problem, "type": "value_error"}]) from error
-    return moment, case_id
+    return cursor_of(case.received_at, case.id)

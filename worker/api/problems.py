@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.db.guard import ConcurrentChange
+from worker.lifecycle import TransitionRefused
 from worker.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -79,6 +80,19 @@ async def _conflict_problem(_: Request, error: Exception) -> JSONResponse:
     return problem(409, "Conflict", f"{error}")
 
 
+async def _refused_problem(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, TransitionRefused)
+    return problem(
+        409,
+        "Conflict",
+        f"{error}",
+        kind=error.kind,
+        id=error.entity_id,
+        state=error.current,
+        requested=error.requested,
+    )
+
+
 async def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
     # The caller learns nothing of the internals; the log has the details.
     log.error(
@@ -105,6 +119,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(ConcurrentChange, _conflict_problem)
+    app.add_exception_handler(TransitionRefused, _refused_problem)
     app.add_exception_handler(Exception, _unexpected_problem)
 
 
@@ -113,7 +128,7 @@ _DESCRIPTIONS = {
     401: "No token, or an unknown or revoked one",
     403: "The token's role may not do this",
     404: "No such thing, or not yours to see",
-    409: "Changed by someone else meanwhile",
+    409: "Changed by someone else meanwhile, or not possible in its current state",
     413: "The body is larger than CLOSELOOP_MAX_BODY_BYTES",
     415: "The body is not JSON",
     422: "The request is not valid: each bad field is named",

@@ -31,8 +31,10 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
     # Imported here so that a contract module may itself import from worker.contracts freely.
     from worker.contracts.alertmanager import AlertmanagerWebhook
     from worker.contracts.audit import AuditEventOut
+    from worker.contracts.callback import CallbackOut, Feedback, Reopen
     from worker.contracts.case import CaseOut
     from worker.contracts.supervision import CancelRequest, EscalateRequest, ReassignRequest
+    from worker.contracts.task import ProgressReport, Resolution, TaskReturn, TaskView
     from worker.rules.model import RulesFile
 
     return {
@@ -44,6 +46,13 @@ def schema_builders() -> dict[str, Callable[[], Schema]]:
         "case-reassign.schema.json": _of(ReassignRequest),
         "case-escalate.schema.json": _of(EscalateRequest),
         "case-cancel.schema.json": _of(CancelRequest),
+        "task.schema.json": _of(TaskView),
+        "task-progress.schema.json": _of(ProgressReport),
+        "task-resolution.schema.json": _of(Resolution),
+        "task-return.schema.json": _of(TaskReturn),
+        "callback-feedback.schema.json": _of(Feedback),
+        "callback.schema.json": _of(CallbackOut),
+        "case-reopen.schema.json": _of(Reopen),
     }
 
 
