@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.journey import (
-    BURST_PIPE,
+    ELEVATOR,
     GAS_LEAK,
     RULES,
     actions,
@@ -223,16 +223,15 @@ def test_the_lead_returning_releases_the_round_and_sends_the_case_back_to_dispat
 def test_a_case_returned_twice_goes_to_the_operations_centre(
     pg_engine: Engine, ruleset: Ruleset, clock: FrozenClock
 ) -> None:
-    case_id = dispatched(pg_engine, ruleset, **BURST_PIPE)
-    _return(pg_engine, task_of(pg_engine, case_id, "water"), "water")
+    case_id = dispatched(pg_engine, ruleset, **ELEVATOR)
+    assert case_of(pg_engine, case_id).lead_department == "market"
+    _return(pg_engine, task_of(pg_engine, case_id, "market"), "market")
     redispatch(pg_engine, case_id, ruleset)
-    second = case_of(pg_engine, case_id).lead_department
-    assert second is not None
-    assert second != "water"
-    _return(pg_engine, task_of(pg_engine, case_id, second), second)
+    assert case_of(pg_engine, case_id).lead_department == "housing"
+    _return(pg_engine, task_of(pg_engine, case_id, "housing"), "housing")
     redispatch(pg_engine, case_id, ruleset)
     case = case_of(pg_engine, case_id)
-    assert case.return_count == 2
+    assert (case.return_count, case.dispatch_round) == (2, 3)
     assert case.lead_department == ruleset.catch_all.settings.lead
     assert verify(pg_engine).ok
 

@@ -34,6 +34,12 @@ GAS_LEAK = {
     "location": {"district": "gulou"},
 }
 BURST_PIPE = {"category": "water.pipe_burst", "title": "小区门口水管爆裂"}
+# Market leads, gov-xincheng assists; returned by market it goes to housing.
+ELEVATOR = {
+    "category": "housing.elevator_fault",
+    "title": "电梯经常停运",
+    "location": {"district": "xincheng"},
+}
 
 Result = TypeVar("Result")
 
