@@ -1,5 +1,6 @@
-"""The loop closed end to end, for real: PostgreSQL, Redis, worker processes, a department's
-HTTP endpoint that verifies every signature, and the API over HTTP with real tokens.
+"""The loop closed end to end, for real: PostgreSQL, Redis, worker processes, a real
+`closeloop api` process called over HTTP with real tokens, and a department's endpoint that
+verifies every signature.
 
 A hotline files an incident; the worker dispatches it; the department gets its task signed,
 accepts, reports progress and resolves through the task API; the hotline records the
@@ -12,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.api.filing import incident_body
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import wait_for
 from tests.support.receiver import Received
-from worker.api.app import create_app
 from worker.audit import verify
 from worker.auth import Role, create_token
 from worker.db.session import transaction
@@ -41,8 +41,8 @@ def running(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
 
 
 @pytest.fixture
-def api(running: Pipeline) -> Iterator[TestClient]:
-    with TestClient(create_app()) as client:
+def api(running: Pipeline) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=running.start_api(), timeout=30) as client:
         yield client
 
 
@@ -52,7 +52,7 @@ def token(role: Role, department: str | None = None) -> Headers:
     return {"Authorization": f"Bearer {made.token}"}
 
 
-def file(api: TestClient, **incident: Any) -> str:
+def file(api: httpx.Client, **incident: Any) -> str:
     answer = api.post("/v1/incidents", json=incident_body(**incident), headers=token(Role.hotline))
     assert answer.status_code == 202, answer.text
     case_id: str = answer.json()["case_id"]
@@ -79,7 +79,7 @@ def webhook(p: Pipeline, department: str, event_type: str, case_id: str, nth: in
     return found
 
 
-def act(api: TestClient, link: str, headers: Headers, body: dict[str, Any] | None = None) -> Any:
+def act(api: httpx.Client, link: str, headers: Headers, body: dict[str, Any] | None = None) -> Any:
     """Follow an action link from a webhook, as a department's system would."""
     path = link.split("://", 1)[1].split("/", 1)[1]
     answer = api.post(f"/{path}", json=body, headers=headers)
@@ -87,7 +87,7 @@ def act(api: TestClient, link: str, headers: Headers, body: dict[str, Any] | Non
     return answer.json()
 
 
-def case(api: TestClient, case_id: str) -> dict[str, Any]:
+def case(api: httpx.Client, case_id: str) -> dict[str, Any]:
     answer = api.get(f"/v1/cases/{case_id}", headers=token(Role.supervisor))
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
@@ -99,7 +99,7 @@ def steps(shown: dict[str, Any]) -> list[str]:
     return [e["action"] for e in shown["timeline"] if not e["action"].startswith("delivery.")]
 
 
-def work_done(api: TestClient, p: Pipeline, case_id: str, department: str, nth: int = 1) -> None:
+def work_done(api: httpx.Client, p: Pipeline, case_id: str, department: str, nth: int = 1) -> None:
     """The department accepts, reports progress and resolves through its webhook's links."""
     assigned = webhook(p, department, "task.assigned", case_id, nth)
     links = assigned.body["data"]["links"]
@@ -110,7 +110,7 @@ def work_done(api: TestClient, p: Pipeline, case_id: str, department: str, nth: 
     assert act(api, links["resolve"], mine, {"note": "更换了破裂的管段"})["state"] == "resolved"
 
 
-def test_the_happy_path_to_closed(api: TestClient, running: Pipeline) -> None:
+def test_the_happy_path_to_closed(api: httpx.Client, running: Pipeline) -> None:
     case_id = file(api, **BURST_PIPE)
     work_done(api, running, case_id, "water")
     assert case(api, case_id)["state"] == "resolved"
@@ -147,7 +147,7 @@ def test_the_happy_path_to_closed(api: TestClient, running: Pipeline) -> None:
 
 
 def test_a_return_goes_elsewhere_and_a_second_to_the_operations_centre(
-    api: TestClient, running: Pipeline
+    api: httpx.Client, running: Pipeline
 ) -> None:
     case_id = file(api, **ELEVATOR)
     first = webhook(running, "market", "task.assigned", case_id)
@@ -177,7 +177,7 @@ def test_a_return_goes_elsewhere_and_a_second_to_the_operations_centre(
 
 
 def test_an_unhappy_citizen_sends_the_case_back_to_its_lead(
-    api: TestClient, running: Pipeline
+    api: httpx.Client, running: Pipeline
 ) -> None:
     case_id = file(api, **BURST_PIPE)
     work_done(api, running, case_id, "water")
