@@ -4,7 +4,7 @@ their deliveries? The report counts what exists and names what is missing.
 Missing means:
 - a case still waiting for a stage (received or triaged) longer than the pipeline ever takes;
 - a case past dispatch without a lead task in its current round;
-- a task without its `task.assigned` delivery;
+- a task without the delivery that assigned it (`task.assigned`, or `case.reopened`);
 - a delivery not delivered (still on its way counts as pending, not missing; dead counts);
 - an outbox message never published after the relay should have sent it.
 """
@@ -31,6 +31,10 @@ PAST_DISPATCH = [
         CaseState.closed,
     )
 ]
+
+# The webhooks that hand a department a new task: a reopened case's lead learns of its new
+# task from `case.reopened`, everyone else from `task.assigned`.
+ASSIGNING_EVENTS = ("task.assigned", "case.reopened")
 
 
 @dataclass
@@ -95,7 +99,7 @@ def reconcile(session: Session, grace: timedelta = timedelta(minutes=2)) -> Repo
         select(Task.id).where(
             Task.created_at < cutoff,
             ~exists().where(
-                and_(Delivery.task_id == Task.id, Delivery.event_type == "task.assigned")
+                and_(Delivery.task_id == Task.id, Delivery.event_type.in_(ASSIGNING_EVENTS))
             ),
         ),
     )

@@ -31,6 +31,7 @@ from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskState
 from worker.db.models import Callback, Case, Task
 from worker.db.session import session_factory
+from worker.reconcile import reconcile
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.closeloop import NO_ANSWER, NotNow, auto_close, record_feedback, reopen
 from worker.stages.department import accept, resolve, return_task
@@ -145,6 +146,17 @@ def test_anything_else_reopens_it_to_the_same_departments_one_level_up(
         [("fire", "task.assigned"), ("gas", "case.reopened")],
     )
     assert verify(pg_engine).ok
+
+
+def test_a_reopened_case_is_complete_for_reconcile(
+    pg_engine: Engine, ruleset: Ruleset, resolved: str, clock: FrozenClock
+) -> None:
+    _feedback(pg_engine, ruleset, resolved, False, False)
+    clock.advance(timedelta(minutes=5))
+    with session_factory(pg_engine)() as session:
+        report = reconcile(session)
+    assert report.tasks_without_delivery == []
+    assert report.cases_without_lead_task == []
 
 
 def test_a_reopened_case_goes_round_the_loop_again(
