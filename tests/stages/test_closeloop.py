@@ -35,6 +35,7 @@ from worker.reconcile import reconcile
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.closeloop import NO_ANSWER, NotNow, auto_close, record_feedback, reopen
 from worker.stages.department import accept, resolve, return_task
+from worker.stages.supervision import reassign
 
 HOTLINE = Actor(kind=ActorKind.hotline, id="hotline-desk-3")
 SUPERVISOR = Actor(kind=ActorKind.supervisor, id="shift-supervisor")
@@ -253,3 +254,22 @@ def test_a_returned_assisting_department_is_not_asked_again(
     _work_done(pg_engine, case_id, "gas")
     _feedback(pg_engine, ruleset, case_id, False, True)
     assert _tasks(pg_engine, case_id, 2) == [("gas", "lead", TaskState.assigned.value)]
+
+
+def test_a_reopening_after_a_reassignment_goes_to_the_new_lead_and_the_old_helpers(
+    pg_engine: Engine, ruleset: Ruleset, clock: FrozenClock
+) -> None:
+    case_id = dispatched(pg_engine, ruleset, **GAS_LEAK)
+    step(
+        pg_engine,
+        lambda s: reassign(
+            s, case_id, department="emergency", reason="x", actor=SUPERVISOR, ruleset=ruleset
+        ),
+    )
+    _work_done(pg_engine, case_id, "emergency", "fire")
+    _feedback(pg_engine, ruleset, case_id, True, False)
+    case = case_of(pg_engine, case_id)
+    assert _tasks(pg_engine, case_id, case.dispatch_round) == [
+        ("emergency", "lead", "assigned"),
+        ("fire", "assisting", "assigned"),
+    ]

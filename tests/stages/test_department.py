@@ -25,19 +25,22 @@ from tests.support.journey import (
     last_event,
     on_task,
     redispatch,
+    step,
     task_of,
     task_row,
 )
 from worker.audit import verify
 from worker.clock import FrozenClock
-from worker.contracts.enums import CaseState, TaskState
+from worker.contracts.audit import Actor
+from worker.contracts.enums import ActorKind, CaseState, TaskState
 from worker.db.models import OutboxMessage
 from worker.lifecycle import TransitionRefused
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.department import accept, report_progress, resolve, return_task
+from worker.stages.supervision import reassign
 from worker.tasks.names import DISPATCH
 
-GAS, FIRE = department("gas"), department("fire")
+SUPERVISOR = Actor(kind=ActorKind.supervisor, id="shift-supervisor")
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +269,36 @@ def test_a_return_after_the_lead_started_work_is_refused(pg_engine: Engine, gas_
         _return(pg_engine, lead, "gas")
     assert task_row(pg_engine, lead).state == TaskState.in_progress
     assert count(pg_engine, OutboxMessage, task_name=DISPATCH, case_id=gas_leak) == 1
+
+
+def _reassign(engine: Engine, ruleset: Ruleset, case_id: str, to: str) -> None:
+    step(
+        engine,
+        lambda s: reassign(
+            s, case_id, department=to, reason="wrong lead", actor=SUPERVISOR, ruleset=ruleset
+        ),
+    )
+
+
+def test_after_a_reassignment_the_case_waits_for_the_helpers_of_the_round_before(
+    pg_engine: Engine, ruleset: Ruleset, gas_leak: str
+) -> None:
+    fire = task_of(pg_engine, gas_leak, "fire")
+    _accept(pg_engine, fire, "fire")
+    _reassign(pg_engine, ruleset, gas_leak, "emergency")
+    lead = task_of(pg_engine, gas_leak, "emergency")
+    _accept(pg_engine, lead, "emergency")
+    assert case_of(pg_engine, gas_leak).state == CaseState.accepted
+    _resolve(pg_engine, lead, "emergency")
+    assert case_of(pg_engine, gas_leak).state == CaseState.accepted
+    _resolve(pg_engine, fire, "fire")
+    assert case_of(pg_engine, gas_leak).state == CaseState.resolved
+
+
+def test_a_reassigned_lead_returning_releases_the_helpers_of_the_round_before(
+    pg_engine: Engine, ruleset: Ruleset, gas_leak: str
+) -> None:
+    _reassign(pg_engine, ruleset, gas_leak, "emergency")
+    _return(pg_engine, task_of(pg_engine, gas_leak, "emergency"), "emergency")
+    assert task_row(pg_engine, task_of(pg_engine, gas_leak, "fire")).state == TaskState.released
+    assert case_of(pg_engine, gas_leak).state == CaseState.triaged

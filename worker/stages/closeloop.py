@@ -169,15 +169,22 @@ def _reopen(
 
 
 def _last_departments(case: Case) -> tuple[str, list[str]]:
-    last = [t for t in case.tasks if t.dispatch_round == case.dispatch_round]
-    lead = case.lead_department or next(t.department for t in last if t.role == TaskRole.lead)
-    # A department that returned its part said it was not theirs: it is not asked again.
-    assisting = [
-        t.department
-        for t in last
-        if t.role == TaskRole.assisting and t.state != TaskState.returned and t.department != lead
-    ]
-    return lead, list(dict.fromkeys(assisting))
+    lead = case.lead_department or next(t.department for t in case.tasks if t.role == TaskRole.lead)
+    return lead, [d for d in _last_assisting(case) if d != lead]
+
+
+def _last_assisting(case: Case) -> list[str]:
+    """The assisting departments of the latest round that had any. A reassignment's round
+    holds only the new lead; its helpers are those of the round before."""
+    for round_no in range(case.dispatch_round, 0, -1):
+        helpers = [
+            t for t in case.tasks if t.dispatch_round == round_no and t.role == TaskRole.assisting
+        ]
+        if helpers:
+            # A department that returned its part said it was not theirs: not asked again.
+            ended = (TaskState.returned, TaskState.released, TaskState.cancelled)
+            return list(dict.fromkeys(t.department for t in helpers if t.state not in ended))
+    return []
 
 
 def _notify_reopened(session: Session, case: Case, task: Task, why: dict[str, Any]) -> None:

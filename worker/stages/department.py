@@ -4,12 +4,16 @@ The case follows its lead task (the lead of the case's current dispatch round):
 
 - the lead accepts: the case is `accepted`;
 - the lead's first progress report: the case is `in_progress`;
-- the lead has resolved and no task of the round is still live (every assisting task is
-  done, returned or released): the case is `resolved` and the citizen's callback falls due.
-  An assisting task that ends after the lead resolved can be what resolves the case;
-- the lead returns the task: the round's other live tasks are released (each department is
-  told), and the case goes back to `triaged` for dispatch, which excludes every department
-  that returned it. An assisting department's return ends only its own task.
+- the lead has resolved and no other task on the case is still live (every assisting task
+  is done, returned or released): the case is `resolved` and the citizen's callback falls
+  due. An assisting task that ends after the lead resolved can be what resolves the case;
+- the lead returns the task: the other live tasks are released (each department is told),
+  and the case goes back to `triaged` for dispatch, which excludes every department that
+  returned it. An assisting department's return ends only its own task.
+
+"Other live tasks" are looked for in every round, not only the lead's: a supervisor's
+reassignment starts a new round for the lead alone, and the assisting departments of the
+round before keep working on the same case.
 
 Every function is idempotent: asked again for what is already so, it changes nothing and
 answers the same. A move the lifecycle refuses raises `TransitionRefused`.
@@ -103,7 +107,7 @@ def return_task(session: Session, task: Task, actor: Actor, reason: str) -> Task
         resolve_case_if_round_done(session, task.case, actor)
         return task
     case = task.case
-    _release_round(session, case, task, actor)
+    _release_others(session, case, task, actor)
     case.return_count += 1
     transition(
         session,
@@ -132,10 +136,11 @@ def round_tasks(case: Case) -> list[Task]:
 
 
 def resolve_case_if_round_done(session: Session, case: Case, actor: Actor) -> bool:
-    """Resolve the case if its lead resolved and no task of the round is still live."""
-    tasks = round_tasks(case)
-    lead_resolved = any(t.role == TaskRole.lead and t.state == T.resolved for t in tasks)
-    if not lead_resolved or any(t.state in LIVE_TASK_STATES for t in tasks):
+    """Resolve the case if its lead resolved and no task on it is still live."""
+    lead_resolved = any(
+        t.role == TaskRole.lead and t.state == T.resolved for t in round_tasks(case)
+    )
+    if not lead_resolved or any(t.state in LIVE_TASK_STATES for t in case.tasks):
         return False
     if C.resolved not in CASE_TRANSITIONS[C(case.state)]:
         return False
@@ -159,9 +164,9 @@ def _follow(session: Session, case: Case, to: C, actor: Actor) -> None:
         transition(session, case, to, actor=actor)
 
 
-def _release_round(session: Session, case: Case, returned: Task, actor: Actor) -> None:
+def _release_others(session: Session, case: Case, returned: Task, actor: Actor) -> None:
     reason = f"returned by {returned.department}"
-    for task in round_tasks(case):
+    for task in case.tasks:
         if task is returned or task.state not in LIVE_TASK_STATES:
             continue
         transition_task(session, task, T.released, actor=actor, data={"reason": reason})
