@@ -99,6 +99,23 @@ class Settings(BaseSettings):
         description="How long the hotline has to call the citizen back after a case is "
         "resolved; past it, an unanswered case is closed.",
     )
+    metrics_time_zone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone whose midnights start the metrics' days and weeks.",
+    )
+    metrics_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long /metrics reuses the figures it read from the database.",
+    )
+
+    @field_validator("metrics_time_zone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)  # an unknown zone fails at start-up, naming itself
+        return value
 
     @field_validator("webhook_schedule", "webhook_circuit_cooldown")
     @classmethod

@@ -14,6 +14,7 @@ from worker.api import (
     deliveries,
     health,
     incidents,
+    metrics,
     monitor,
     problems,
     supervision,
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     app.include_router(supervision.router)
     app.include_router(tasks.router)
     app.include_router(callbacks.router)
+    app.include_router(metrics.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,1 @@
+"""Supervisors' figures: definitions (pure), queries (SQL), the report (rows), Prometheus."""
