@@ -17,6 +17,7 @@ def _mount() -> None:
         db,
         deliveries,
         intake,
+        metrics,
         reconcile,
         rules,
         run,
@@ -31,6 +32,7 @@ def _mount() -> None:
     app.command("beat")(worker.beat)
     app.command("health")(run.health)
     app.command("reconcile")(reconcile.reconcile_command)
+    app.command("metrics")(metrics.metrics)
     app.add_typer(intake.app, name="intake", help="Publish incidents to the intake queue.")
     app.add_typer(db.app, name="db", help="The store: migrations.")
     app.add_typer(audit.app, name="audit", help="The audit store: verify its hash chains.")
