@@ -23,6 +23,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from worker.config import Settings, get_settings
+from worker.metrics.counting import install_session_counting, install_task_timing
 
 # `incidents` is the intake queue: raw JSON incidents from any producer, read by a consumer
 # step of its own (worker/intake_queue.py). The others carry Celery tasks.
@@ -104,3 +105,6 @@ def _drop_connection_pools() -> None:
 
 
 configure()
+# Stage timings and the audit-driven counters, in every process that runs tasks.
+install_session_counting()
+install_task_timing()

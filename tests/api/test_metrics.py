@@ -1,13 +1,19 @@
-"""GET /v1/metrics on the hand-built dataset: the same figures as the report, any offset."""
+"""GET /v1/metrics on the hand-built dataset: the same figures as the report, any offset;
+and GET /metrics for Prometheus, with the database's gauges."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.api.conftest import Headers, TokenMaker
 from tests.metrics.test_report import START, TOTAL, WATER
 from tests.support.metrics_dataset import seed
+from worker.clock import FrozenClock, use_clock
 
 WINDOW = {"since": "2026-03-02T00:00:00+08:00", "until": "2026-03-03T16:00:00Z"}
 
@@ -67,3 +73,37 @@ def test_bad_parameters_are_named(client: TestClient, supervisor: Headers) -> No
         answer = client.get("/v1/metrics", params=params, headers=supervisor)
         assert answer.status_code == 422, params
         assert answer.json()["errors"][0]["field"] == f"query.{field}", answer.json()
+
+
+@pytest.fixture
+def city_now(engine: Engine) -> Iterator[None]:
+    seed(engine, START)
+    previous = use_clock(FrozenClock(START + timedelta(hours=48)))
+    try:
+        yield
+    finally:
+        use_clock(previous)
+
+
+@pytest.mark.usefixtures("city_now")
+def test_scrape_needs_a_supervisor_token(client: TestClient, hotline: Headers) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=hotline).status_code == 403
+
+
+@pytest.mark.usefixtures("city_now")
+def test_scrape_shows_the_database_gauges(client: TestClient, supervisor: Headers) -> None:
+    answer = client.get("/metrics", headers=supervisor)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    lines = set(answer.text.splitlines())
+    # At h48: water's live tasks W4 round 2 (acknowledge due h10) and W10 (h-19) are late;
+    # W12's acknowledge deadline (h49) is ahead; gas has none late.
+    assert 'closeloop_tasks_overdue{department="water"} 2.0' in lines
+    assert not any(line.startswith('closeloop_tasks_overdue{department="gas"}') for line in lines)
+    # open now: water W4 W5 W6 W10 W12; gas G5; not routed G3 and W14 (filed at h48)
+    assert 'closeloop_cases_open{department="water"} 5.0' in lines
+    assert 'closeloop_cases_open{department="gas"} 1.0' in lines
+    assert 'closeloop_cases_open{department=""} 2.0' in lines
+    assert "# TYPE closeloop_stage_duration_seconds histogram" in lines
+    assert "# TYPE closeloop_cases_received_total counter" in lines

@@ -17,11 +17,13 @@ from worker.api import (
     metrics,
     monitor,
     problems,
+    prometheus,
     supervision,
     tasks,
 )
 from worker.api.limits import BodyLimit
 from worker.config import get_settings
+from worker.metrics.counting import install_session_counting
 
 
 def create_app() -> FastAPI:
@@ -31,6 +33,7 @@ def create_app() -> FastAPI:
         description="Case routing for city hotlines: file incidents, follow cases, act on tasks.",
     )
     problems.install(app)
+    install_session_counting()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
     app.include_router(health.router)
     app.include_router(incidents.router)
@@ -41,6 +44,7 @@ def create_app() -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(callbacks.router)
     app.include_router(metrics.router)
+    app.include_router(prometheus.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from typing import Annotated
 
 import typer
@@ -24,10 +27,19 @@ def worker(
     name: Annotated[
         str | None, typer.Option(help="Worker node name (default: celery@host).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics (all its processes) here."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker. Production runs several, some per queue (webhooks apart)."""
     from worker.intake_queue import INCIDENTS_QUEUE, IncidentConsumer
 
+    if metrics_port is not None:
+        serve_metrics(metrics_host, metrics_port)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     app = configure(settings)
@@ -50,6 +62,23 @@ def worker(
     argv += ["-Q", ",".join(task_queues)]
     argv += ["-n", name] if name else []
     app.worker_main(argv)
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Serve the metrics of this worker and of its pool's processes, which write theirs to a
+    folder of their own (prometheus_client's multiprocess mode) that the server sums up."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was set")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="closeloop-worker-metrics-"
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # the pool's processes inherit it
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
 
 
 def beat() -> None:
