@@ -11,6 +11,7 @@ from worker import __version__
 from worker.api import (
     callbacks,
     cases,
+    dashboard,
     deliveries,
     health,
     incidents,
@@ -45,6 +46,7 @@ def create_app() -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(metrics.router)
     app.include_router(prometheus.router)
+    dashboard.mount(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
