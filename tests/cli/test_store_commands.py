@@ -37,7 +37,7 @@ def test_db_upgrade_creates_the_store(tmp_path: Path, monkeypatch: pytest.Monkey
     try:
         result = runner.invoke(app, ["db", "upgrade"])
         assert result.exit_code == 0, result.output
-        assert "database at revision 0005" in result.output
+        assert "database at revision 0007" in result.output
         assert (tmp_path / "data" / "closeloop.sqlite3").exists()
         again = runner.invoke(app, ["db", "upgrade"])
         assert again.exit_code == 0, again.output

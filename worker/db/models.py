@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -31,6 +32,38 @@ from worker.escalation import next_due
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _metrics_index(name: str, key: str, include: list[str], where: str | None = None) -> Index:
+    """Covering on PostgreSQL (index-only scans for the metrics); the same key on SQLite."""
+    condition: dict[str, Any] = {}
+    if where is not None:
+        condition = {"postgresql_where": text(where), "sqlite_where": text(where)}
+    return Index(name, key, postgresql_include=include, **condition)
+
+
+def metrics_case_indexes() -> list[Index]:
+    groups = ["state", "lead_department", "district", "category"]
+    open_states = "state IN ('received', 'triaged', 'dispatched', 'accepted', 'in_progress')"
+    return [
+        _metrics_index(
+            "ix_cases_metrics_window",
+            "received_at",
+            [*groups, "closed_at", "resolved_at", "resolve_due_at"],
+        ),
+        _metrics_index(
+            "ix_cases_metrics_open",
+            "received_at",
+            [*groups, "acknowledge_due_at", "resolve_due_at"],
+            open_states,
+        ),
+        _metrics_index(
+            "ix_cases_metrics_resolved",
+            "resolved_at",
+            [*groups, "received_at", "acknowledge_due_at", "resolve_due_at"],
+            "state IN ('resolved', 'closed')",
+        ),
+    ]
 
 
 class Base(DeclarativeBase):
@@ -51,6 +84,8 @@ class Case(Base):
         # and which have passed their resolve deadline without being flagged yet.
         Index("ix_cases_escalation_due", "state", "next_escalation_at"),
         Index("ix_cases_resolve_due", "state", "overdue", "resolve_due_at"),
+        # The supervisors' metrics (see worker/metrics/queries.py and migration 0007).
+        *metrics_case_indexes(),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -133,7 +168,10 @@ class Callback(Base):
     """The citizen's answer when the hotline calls back after a case was resolved."""
 
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_case", "case_id", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_callbacks_case", "case_id", "recorded_at"),
+        _metrics_index("ix_callbacks_metrics", "recorded_at", ["case_id", "solved", "satisfied"]),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
@@ -157,6 +195,12 @@ class Task(Base):
         Index("ix_tasks_department_state", "department", "state"),
         Index("ix_tasks_ack_due", "state", "acknowledge_due_at"),
         Index("ix_tasks_reminder_due", "state", "reminded_at", "acknowledge_due_at"),
+        _metrics_index(
+            "ix_tasks_metrics_lead",
+            "created_at",
+            ["case_id", "department", "acknowledged_at", "acknowledge_due_at"],
+            "role = 'lead'",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
