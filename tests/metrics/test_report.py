@@ -186,3 +186,13 @@ def test_by_week_and_category(city: Engine) -> None:
     assert _figures(weeks[0]) == TOTAL
     categories = {row.key: row.received for row in _report(city, GroupBy.category).groups}
     assert categories == {"water.pipe_burst": 10, "gas.leak": 6}
+
+
+def test_an_empty_window_is_all_no_data(any_engine: Engine) -> None:
+    report = _report(any_engine, GroupBy.department)
+    assert report.groups == []
+    figures = _figures(report.total)
+    assert figures["received"] == 0
+    assert figures["closure"] == (0, 0)
+    assert figures["time_to_close"] == (0, None, None)
+    assert report.total.closure_rate.value is None

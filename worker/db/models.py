@@ -49,7 +49,7 @@ def metrics_case_indexes() -> list[Index]:
         _metrics_index(
             "ix_cases_metrics_window",
             "received_at",
-            [*groups, "closed_at", "resolved_at", "resolve_due_at"],
+            ["id", *groups, "closed_at", "resolved_at", "resolve_due_at"],
         ),
         _metrics_index(
             "ix_cases_metrics_open",
@@ -62,6 +62,12 @@ def metrics_case_indexes() -> list[Index]:
             "resolved_at",
             [*groups, "received_at", "acknowledge_due_at", "resolve_due_at"],
             "state IN ('resolved', 'closed')",
+        ),
+        _metrics_index(
+            "ix_cases_metrics_merged",
+            "received_at",
+            ["merged_into_id", "category", "district"],
+            "state = 'merged'",
         ),
     ]
 

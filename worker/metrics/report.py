@@ -76,8 +76,8 @@ def build_report(
     else:
         rows = [figures.row(key, figures.backlog.get(key, (0, 0))) for key in figures.group_keys()]
         rows.sort(key=lambda row: (-row.received, row.key or ""))
-    totals = _Figures(session, Window(since, until, None))
-    total = totals.row(None, totals.backlog.get(None, (0, 0)))
+    backlog = (rows[-1].backlog, rows[-1].overdue) if by.is_time and rows else None
+    total = figures.total(backlog)
     return MetricsReport(
         since=since, until=until, by=by, time_zone=zone.key, groups=rows, total=total
     )
@@ -91,9 +91,21 @@ class _Figures:
         self.merged = queries.merged_counts(session, window)
         self.responses = queries.response_counts(session, window)
         self.callbacks = queries.callback_counts(session, window)
-        self.durations = queries.close_durations(session, window)
+        self.durations, self.all_durations = queries.close_durations(session, window)
         time = window.by is not None and window.by.is_time
         self.backlog = {} if time else queries.backlog_at(session, window, window.until)
+
+    def total(self, backlog: tuple[int, int] | None) -> MetricsRow:
+        """The whole window's row. Every count is the sum of the groups' (each case, task and
+        callback is in exactly one group); only the percentiles need a query of their own."""
+        summed = object.__new__(_Figures)
+        summed.cases = _summed(self.cases)
+        summed.merged = {None: sum(self.merged.values())}
+        summed.responses = _summed(self.responses)
+        summed.callbacks = _summed(self.callbacks)
+        summed.durations = {None: self.all_durations}
+        at_end = _summed(self.backlog).get(None, (0, 0)) if backlog is None else backlog
+        return summed.row(None, (at_end[0], at_end[1]))
 
     def group_keys(self) -> list[Key]:
         found: list[dict[Key, Any]] = [
@@ -129,6 +141,11 @@ class _Figures:
             backlog=backlog[0],
             overdue=backlog[1],
         )
+
+
+def _summed(answer: dict[Key, Any]) -> dict[Key, Any]:
+    columns = zip(*answer.values(), strict=True)
+    return {None: tuple(sum(column) for column in columns)} if answer else {}
 
 
 def _time_row(

@@ -34,7 +34,7 @@ def _index(name: str, table: str, key: str, include: list[str], where: str | Non
 def upgrade() -> None:
     _index(
         "ix_cases_metrics_window", "cases", "received_at",
-        [*GROUPS, "closed_at", "resolved_at", "resolve_due_at"],
+        ["id", *GROUPS, "closed_at", "resolved_at", "resolve_due_at"],
     )  # fmt: skip
     _index(
         "ix_cases_metrics_open", "cases", "received_at",
@@ -43,6 +43,10 @@ def upgrade() -> None:
     _index(
         "ix_cases_metrics_resolved", "cases", "resolved_at",
         [*GROUPS, "received_at", "acknowledge_due_at", "resolve_due_at"], DONE,
+    )  # fmt: skip
+    _index(
+        "ix_cases_metrics_merged", "cases", "received_at",
+        ["merged_into_id", "category", "district"], "state = 'merged'",
     )  # fmt: skip
     _index(
         "ix_tasks_metrics_lead", "tasks", "created_at",
@@ -55,6 +59,7 @@ def downgrade() -> None:
     for name, table in [
         ("ix_callbacks_metrics", "callbacks"),
         ("ix_tasks_metrics_lead", "tasks"),
+        ("ix_cases_metrics_merged", "cases"),
         ("ix_cases_metrics_resolved", "cases"),
         ("ix_cases_metrics_open", "cases"),
         ("ix_cases_metrics_window", "cases"),
