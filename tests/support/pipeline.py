@@ -5,6 +5,7 @@ departments' secrets, and real worker processes started as production starts the
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class Pipeline:
     engine: Engine
     folder: Path
     workers: list[Popen[bytes]] = field(default_factory=list)
+    restarts: int = 0
+    _stops: list[threading.Event] = field(default_factory=list)
 
     def start_worker(self, *args: str, module: str = "worker") -> Popen[bytes]:
         command = list(args) or [*WORKER_ARGS, "--pool", "threads"]
@@ -36,6 +39,21 @@ class Pipeline:
         process = processes.spawn(command, self.env, log, module)
         self.workers.append(process)
         return process
+
+    def supervise(self, *args: str) -> None:
+        """Run `args` as a worker the way docker-compose's `restart: unless-stopped` does:
+        started again whenever it exits, until the test ends."""
+        stopping = threading.Event()
+        self._stops.append(stopping)
+
+        def keep_running() -> None:
+            process = self.start_worker(*args)
+            while not stopping.wait(0.5):
+                if process.poll() is not None:
+                    self.restarts += 1
+                    process = self.start_worker(*args)
+
+        threading.Thread(target=keep_running, daemon=True).start()
 
     def start_api(self) -> str:
         """`closeloop api` on a free loopback port; returns its base URL once it answers."""
@@ -106,6 +124,8 @@ def pipeline(pg_url: str, redis_url: str, folder: Path, **settings: str) -> Iter
         try:
             yield running
         finally:
+            for stopping in running._stops:
+                stopping.set()
             for process in running.workers:
                 processes.stop(process)
             engine.dispose()
