@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from worker.config import get_settings, reset_settings_cache
-from worker.logging import configure_logging, get_logger
-
-log = get_logger("closeloop.run")
+from worker.logging import configure_logging
+from worker.supervisor import CrashLoop, Supervisor
 
 
 def api(
@@ -70,7 +67,10 @@ def up(
         Path | None, typer.Option(help="Where the embedded SQLite and Redis keep their data.")
     ] = None,
 ) -> None:
-    """Run everything on the embedded default: SQLite, an embedded Redis, API, worker, beat."""
+    """Run everything on the embedded default: SQLite, an embedded Redis, API, worker, beat.
+
+    A process that exits is started again (after a short back-off); one that keeps exiting
+    stops everything, saying which."""
     settings = get_settings()
     folder = (data_dir or settings.data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,53 +93,26 @@ def up(
     from worker.embedded_secrets import ensure_secrets
 
     secrets_file = ensure_secrets(settings.resolved_rules_dir(), folder)
-    children = [_spawn(command) for command in UP_COMMANDS]
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    supervisor = Supervisor(UP_COMMANDS)
     typer.echo(f"closeloop is up: API {settings.base_url()}  (docs {settings.base_url()}/docs)")
     typer.echo(f"data in {folder}; broker {settings.broker_url}; Ctrl-C stops it")
     typer.echo(f"departments' webhook secrets: {secrets_file}")
+    failed: CrashLoop | None = None
     try:
-        _wait(children)
+        supervisor.run(stop)
+    except CrashLoop as crash:
+        failed = crash
     finally:
-        _stop(children)
+        supervisor.stop()
         if redis is not None:
             redis.stop()
-        typer.echo("closeloop stopped")
-
-
-def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "worker", *command])  # noqa: S603 - our own CLI
-
-
-def _wait(children: list[subprocess.Popen[bytes]]) -> None:
-    stop = {"now": False}
-
-    def on_signal(signum: int, _: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        while not stop["now"]:
-            for child in children:
-                if child.poll() is not None:
-                    log.error(
-                        "process exited; stopping the rest", args=child.args, code=child.returncode
-                    )
-                    return
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return
-
-
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    if failed is not None:
+        typer.echo(f"closeloop stopped: {failed}", err=True)
+        raise typer.Exit(1)
+    typer.echo("closeloop stopped")
 
 
 def health() -> None:
