@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import ROOT, spawn, wait_for
+from tests.support.processes import ROOT, spawn, stop, wait_for
 from worker.embedded import free_port
 from worker.supervisor import RestartPolicy
 
@@ -111,9 +111,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
         wait_for(answers, timeout=90, every=0.5, what=lambda: "closeloop up\n" + log.read_text())
         yield Up(process, base, env)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        # SIGTERM first: `up` then stops its embedded Redis, which runs in a session of its own.
+        stop(process)
 
 
 def test_up_runs_the_pipeline_restarts_a_killed_worker_and_stops_on_ctrl_c(
