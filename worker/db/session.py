@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +20,9 @@ def _to_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     # orjson reads and writes JSON columns several times faster than the standard library,
     # which `audit verify` feels on a million events.
@@ -26,8 +31,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _forget_inherited_connections() -> None:
+    # A forked child (a Celery pool process started again after one died) inherits its
+    # parent's pooled connections; two processes talking on one socket corrupt both. The
+    # child drops them without closing them (closing would end the parent's sessions too)
+    # and opens its own.
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
