@@ -103,3 +103,32 @@ def test_worker_killed_between_commit_and_ack(wired: Pipeline, stage: str, tmp_p
     _wait_dispatched_and_delivered(wired)
     assert marker.exists(), "the worker never crashed: the test proved nothing"
     _assert_exactly_once(wired, case_id)
+
+
+@pytest.fixture
+def quick_intake(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    with pipeline(pg_url, redis_url, tmp_path, intake_heartbeat_timeout="2") as p:
+        yield p
+
+
+@pytest.mark.parametrize("moment", ["intake:taken", "intake:filed"])
+def test_intake_worker_killed_holding_a_queued_incident(
+    quick_intake: Pipeline, moment: str, tmp_path: Path
+) -> None:
+    """The moment kombu's own Redis consumer would lose the message (taken off the queue, not
+    yet recorded anywhere), and the moment after its case is committed: either way the next
+    worker files it, once."""
+    marker = tmp_path / "crashed"
+    crashing = quick_intake.start_worker(
+        moment, str(marker), module="tests.support.crashing_worker"
+    )
+    message_id = str(uuid.uuid4())
+    publish_raw("incidents", json.dumps(GAS_LEAK, ensure_ascii=False), message_id)
+    wait_for(lambda: crashing.poll() is not None, timeout=60, what="the worker to crash")
+    assert marker.exists(), "the worker never crashed: the test proved nothing"
+    quick_intake.start_worker()
+    _wait_dispatched_and_delivered(quick_intake)
+    with session_factory(quick_intake.engine)() as session:
+        cases = session.scalars(select(Case.id)).all()
+    assert len(cases) == 1
+    _assert_exactly_once(quick_intake, cases[0])

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         default=5,
         description="Redeliveries after a worker died mid-task before the task is dead-lettered.",
     )
+    intake_consumers: int = Field(
+        default=2,
+        ge=1,
+        description="Threads per worker that take incidents off the intake queue.",
+    )
+    intake_heartbeat_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds without a heartbeat before an intake consumer counts as dead and "
+        "another returns the incidents it held to the queue.",
+    )
     rules_dir: Path = Field(default=Path("routing_rules"), description="The routing rules folder.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["auto", "json", "console"] = Field(

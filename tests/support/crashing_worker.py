@@ -2,7 +2,10 @@
 task has committed its transaction and before the broker gets the acknowledgement.
 
 Usage: python -m tests.support.crashing_worker TASK_NAME MARKER_FILE [closeloop worker args]
-The marker file makes the crash happen once: a restarted worker behaves normally.
+TASK_NAME may also be `intake:taken` (an intake consumer, `closeloop intake consume`, that
+dies as soon as it has taken a queued incident, before anything else) or `intake:filed` (one
+that dies once the case is committed, before the queue hears it is done). The marker file
+makes the crash happen once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from celery.signals import task_postrun
+
+
+def _crash_once(marker: Path) -> None:
+    if not marker.exists():
+        marker.write_text("crashed")
+        os._exit(9)
+
+
+def _install_intake(moment: str, marker: Path) -> None:
+    from worker import intake_queue
+    from worker.reliable_queue import ReliableQueue
+
+    if moment == "intake:taken":
+        take = ReliableQueue.take
+
+        def take_then_die(self: ReliableQueue, timeout: int) -> Any:
+            taken = take(self, timeout)
+            if taken is not None:
+                _crash_once(marker)
+            return taken
+
+        ReliableQueue.take = take_then_die  # type: ignore[method-assign]
+    else:
+        handle = intake_queue.handle
+
+        def handle_then_die(*args: Any, **kwargs: Any) -> Any:
+            outcome = handle(*args, **kwargs)
+            if outcome is intake_queue.Outcome.filed:
+                _crash_once(marker)
+            return outcome
+
+        intake_queue.handle = handle_then_die
 
 
 def _install(task_name: str, marker: Path) -> None:
@@ -27,7 +62,11 @@ def _install(task_name: str, marker: Path) -> None:
 
 if __name__ == "__main__":
     name, marker_path, *rest = sys.argv[1:]
-    _install(name, Path(marker_path))
     from worker.cli.main import app
 
-    app(["worker", *rest])
+    if name.startswith("intake:"):
+        _install_intake(name, Path(marker_path))
+        app(["intake", "consume", *rest])
+    else:
+        _install(name, Path(marker_path))
+        app(["worker", *rest])

@@ -61,3 +61,23 @@ def _invalid(incidents: list[Any]) -> list[str]:
         except ValidationError as error:
             problems.append(f"incident {number}: {describe_errors(error)}")
     return problems
+
+
+@app.command("consume")
+def consume(
+    threads: Annotated[
+        int | None, typer.Option(help="Consumer threads (CLOSELOOP_INTAKE_CONSUMERS).", min=1)
+    ] = None,
+    parent: Annotated[
+        int | None, typer.Option(help="Stop when this process is gone (set by the worker).")
+    ] = None,
+) -> None:
+    """Take incidents off the `incidents` queue and file them. A worker whose --queues name
+    `incidents` runs this for you; run it alone to scale intake apart from the pipeline."""
+    from worker.config import get_settings
+    from worker.intake_queue import consume as run
+    from worker.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    run(threads=threads, parent=parent)

@@ -33,7 +33,9 @@ def _mount() -> None:
     app.command("health")(run.health)
     app.command("reconcile")(reconcile.reconcile_command)
     app.command("metrics")(metrics.metrics)
-    app.add_typer(intake.app, name="intake", help="Publish incidents to the intake queue.")
+    app.add_typer(
+        intake.app, name="intake", help="Publish incidents to the intake queue, or consume them."
+    )
     app.add_typer(db.app, name="db", help="The store: migrations.")
     app.add_typer(audit.app, name="audit", help="The audit store: verify its hash chains.")
     app.add_typer(schemas.app, name="schemas", help="Export the JSON Schema contracts.")

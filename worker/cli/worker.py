@@ -36,7 +36,7 @@ def worker(
     ] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker. Production runs several, some per queue (webhooks apart)."""
-    from worker.intake_queue import INCIDENTS_QUEUE, IncidentConsumer
+    from worker.intake_queue import INCIDENTS_QUEUE, IncidentIntake
 
     if metrics_port is not None:
         serve_metrics(metrics_host, metrics_port)
@@ -56,8 +56,9 @@ def worker(
             param_hint="--queues",
         )
     if INCIDENTS_QUEUE in wanted:
-        # Raw JSON incidents are not Celery task messages: a consumer step of its own reads them.
-        app.steps["consumer"].add(IncidentConsumer)
+        # Raw JSON incidents are not Celery task messages: consumer threads of their own,
+        # started and stopped with the worker, read them (worker/intake_queue.py).
+        app.steps["worker"].add(IncidentIntake)
     argv = ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]
     argv += ["-Q", ",".join(task_queues)]
     argv += ["-n", name] if name else []
