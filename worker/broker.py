@@ -44,6 +44,18 @@ def key(name: str) -> str:
     return f"{get_settings().broker_key_prefix}closeloop:{name}"
 
 
+def claim_once(names: list[str], seconds: int, kind: str) -> set[str]:
+    """Of `names`, those not claimed (for `kind`) within the last `seconds`; claims them.
+    If Redis has restarted and forgotten, everything is claimable again, which is right:
+    what it held may be gone too."""
+    client = redis_client()
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.set(key(f"{kind}:{name}"), "1", nx=True, ex=max(1, seconds))
+        answers = pipe.execute()
+    return {name for name, claimed in zip(names, answers, strict=True) if claimed}
+
+
 def publish_raw(
     queue: str, body: str | bytes, message_id: str, content_type: str = "application/json"
 ) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from structlog.contextvars import bound_contextvars
 
+from worker.broker import claim_once
 from worker.celery_app import app
 from worker.clock import now
 from worker.config import get_settings
@@ -51,7 +52,11 @@ def relay_outbox() -> int:
 @app.task(name=SWEEP_STALLED, base=ClosedLoopTask)
 def sweep() -> int:
     with transaction() as session:
-        return sweep_stalled(session)
+        return sweep_stalled(session, claim=_claim_redrives)
+
+
+def _claim_redrives(case_ids: list[str], seconds: int) -> set[str]:
+    return claim_once(case_ids, seconds, kind="redriven")
 
 
 @app.task(name=SCAN_DEADLINES, base=ClosedLoopTask)
