@@ -33,8 +33,8 @@ FAULT_SETTINGS = {
     "webhook_circuit_cooldown": "2s",
     "log_level": "WARNING",
 }
-# The issue asks for 2,000; CI runs 500 to stay well inside its time (see the README).
-INCIDENTS = int(os.environ.get("CLOSELOOP_FAULT_INCIDENTS", "500"))
+# 2,000 incidents, five SIGKILLs: about 75 s on the CI machine (CLOSELOOP_FAULT_INCIDENTS=N).
+INCIDENTS = int(os.environ.get("CLOSELOOP_FAULT_INCIDENTS", "2000"))
 
 
 @pytest.fixture
