@@ -15,7 +15,7 @@ from tests.faults.test_worker_kills import WORKER, incident
 from tests.support.pipeline import Pipeline
 from worker.broker import publish_raw
 
-INCIDENTS = 150
+INCIDENTS = 60
 
 
 @pytest.mark.timeout(900)
