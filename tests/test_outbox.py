@@ -3,7 +3,11 @@ and whatever the broker did not take is sent by the relay."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -65,3 +69,35 @@ def test_the_relay_sends_what_was_left_unpublished(
     finally:
         use_clock(previous)
     assert _published(pg_engine) == {"stuck": True}
+
+
+FIRST_COMMIT = """
+import sys
+from tests.support.factories import HOTLINE, incident
+from worker.db.migrate import upgrade
+from worker.db.session import make_engine, session_factory
+from worker.stages.intake import accept_incident
+
+url = sys.argv[1]
+upgrade(url)
+with session_factory(make_engine(url))() as session, session.begin():
+    accept_incident(session, incident(), actor=HOTLINE)
+print("committed")
+"""
+
+
+def test_a_fresh_process_s_first_commit_with_a_message_does_not_fail(tmp_path: Path) -> None:
+    """The first message a process queues brings in the Celery app, which installs session
+    listeners; done during the after-commit hooks, that made the commit raise in its caller."""
+    url = f"sqlite:///{tmp_path / 'first.sqlite3'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSELOOP_")}
+    ran = subprocess.run(
+        [sys.executable, "-c", FIRST_COMMIT, url],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.strip() == "committed"

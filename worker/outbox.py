@@ -30,6 +30,11 @@ _PENDING = "closeloop_outbox_pending"
 def enqueue(
     session: Session, task_name: str, payload: dict[str, Any], *, case_id: str | None = None
 ) -> OutboxMessage:
+    # Import the Celery app now, inside the transaction: importing it installs session
+    # listeners, and one installed while SQLAlchemy runs the after-commit listeners makes
+    # that commit raise in its caller (the change committed, the caller sees an error).
+    import worker.celery_app  # noqa: F401
+
     message = OutboxMessage(task_name=task_name, payload=payload, case_id=case_id)
     session.add(message)
     session.flush()
