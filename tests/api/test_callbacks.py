@@ -91,6 +91,22 @@ def test_feedback_twice_closes_once(
     assert actions(engine, resolved).count("case.closed") == 1
 
 
+def test_a_retried_answer_with_its_idempotency_key_is_the_same_answer(
+    client: TestClient, engine: Engine, resolved: str, hotline: Headers
+) -> None:
+    keyed = {**hotline, "Idempotency-Key": "callback-7"}
+    first = _feedback(client, resolved, keyed, solved=False, comment="还在漏")
+    again = _feedback(client, resolved, keyed, solved=False, comment="还在漏")
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["outcome"] == first.json()["outcome"] == "reopened"
+    assert again.json()["recorded_at"] == first.json()["recorded_at"]
+    assert actions(engine, resolved).count("callback.recorded") == 1
+    assert actions(engine, resolved).count("case.reopened") == 1
+    other = _feedback(client, resolved, keyed, solved=True, satisfied=True)
+    assert other.status_code == 409
+    assert "different answer" in other.json()["detail"]
+
+
 @pytest.mark.parametrize(
     "body",
     [

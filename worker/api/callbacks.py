@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from worker.api import problems
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
+from worker.api.incidents import IdempotencyKey
 from worker.api.limits import json_body
 from worker.api.monitor import rules_in_force
 from worker.auth import Principal, Role
@@ -41,6 +42,7 @@ def feedback(
     case_id: str,
     answer: Feedback,
     caller: Annotated[Principal, Depends(require(Role.hotline, Role.supervisor))],
+    idempotency_key: IdempotencyKey = None,
 ) -> CallbackOut:
     ruleset = rules_in_force()
 
@@ -55,6 +57,7 @@ def feedback(
                 answer.satisfied,
                 answer.comment,
                 ruleset=ruleset,
+                idempotency_key=idempotency_key,
             )
         return CallbackOut(
             outcome=callback.outcome,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker.audit import timeline
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, TaskRole, TaskState
@@ -45,8 +46,22 @@ def record_feedback(
     comment: str,
     *,
     ruleset: Ruleset,
+    idempotency_key: str | None = None,
 ) -> Callback:
-    """Store the citizen's answer; close the case if solved and satisfied, else reopen it."""
+    """Store the citizen's answer; close the case if solved and satisfied, else reopen it.
+
+    With an `idempotency_key` seen before on this case, the answer recorded then is returned
+    and nothing changes (a retried request after a lost response); the same key with a
+    different answer is refused."""
+    if idempotency_key is not None:
+        earlier = _feedback_with_key(session, case, idempotency_key)
+        if earlier is not None:
+            if (earlier.solved, earlier.satisfied, earlier.comment) != (solved, satisfied, comment):
+                raise NotNow(
+                    f"Idempotency-Key {idempotency_key!r} was used for a different answer on "
+                    f"case {case.id}: use a new key for a new answer"
+                )
+            return earlier
     if case.state != C.resolved:
         raise NotNow(
             f"case {case.id} is '{case.state}': the citizen's answer is recorded only on a "
@@ -54,7 +69,9 @@ def record_feedback(
         )
     closes = solved and satisfied
     outcome = "closed" if closes else "reopened"
-    callback = _callback(session, case, actor, solved, satisfied, comment, outcome)
+    callback = _callback(
+        session, case, actor, solved, satisfied, comment, outcome, idempotency_key=idempotency_key
+    )
     if closes:
         close(session, case, actor, SATISFIED)
     else:
@@ -100,6 +117,7 @@ def _callback(
     satisfied: bool | None,
     comment: str,
     outcome: str,
+    idempotency_key: str | None = None,
 ) -> Callback:
     callback = Callback(
         case_id=case.id,
@@ -111,14 +129,25 @@ def _callback(
         recorded_at=now(),
     )
     session.add(callback)
-    record(
-        session,
-        case,
-        actor=actor,
-        action="callback.recorded",
-        data={"solved": solved, "satisfied": satisfied, "comment": comment, "outcome": outcome},
-    )
+    session.flush()
+    data: dict[str, Any] = {
+        "solved": solved,
+        "satisfied": satisfied,
+        "comment": comment,
+        "outcome": outcome,
+        "callback_id": callback.id,
+    }
+    if idempotency_key is not None:
+        data["idempotency_key"] = idempotency_key
+    record(session, case, actor=actor, action="callback.recorded", data=data)
     return callback
+
+
+def _feedback_with_key(session: Session, case: Case, key: str) -> Callback | None:
+    for event in timeline(session, case.id):
+        if event.action == "callback.recorded" and event.data.get("idempotency_key") == key:
+            return session.get(Callback, event.data["callback_id"])
+    return None
 
 
 def _why_unhappy(solved: bool, satisfied: bool, comment: str) -> dict[str, Any]:
