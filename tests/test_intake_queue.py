@@ -69,6 +69,7 @@ def test_a_declared_encoding_is_honoured() -> None:
         (envelope(json.dumps({**INCIDENT, "category": 7}).encode()),
          "not a valid incident: category"),
         (envelope(json.dumps([INCIDENT]).encode()), "not a valid incident"),
+        (envelope(json.dumps({**INCIDENT, "title": "a\u0000b"}).encode()), "NUL character"),
         (envelope(b" " * (MAX_MESSAGE_BYTES + 1)), "is over 262144 bytes"),
         (b"[" * (MAX_MESSAGE_BYTES * 2), "is over 262144 bytes"),
     ],

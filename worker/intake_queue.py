@@ -38,7 +38,7 @@ from worker.broker import key, redis_client
 from worker.config import get_settings
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
-from worker.contracts.incident import Incident
+from worker.contracts.incident import Incident, contains_nul
 from worker.db.session import get_engine, transaction
 from worker.dead_letters import record_dead_letter
 from worker.logging import get_logger
@@ -137,6 +137,8 @@ def read_incident(message: Message) -> Incident:
         raise BadMessage(f"cannot decode the message {kind}: unknown encoding") from error
     except (UnicodeDecodeError, orjson.JSONDecodeError) as error:
         raise BadMessage(f"cannot decode the message {kind}: {error}") from error
+    if contains_nul(body):
+        raise BadMessage("not a valid incident: it contains a NUL character (\\u0000)")
     try:
         return Incident.model_validate(body)
     except ValidationError as error:

@@ -39,8 +39,9 @@ _PERSONAL_KEYS = frozenset(
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Seven to fifteen digits, optionally separated by single spaces or dashes, optionally with a
-# leading +: every phone format the hotline sees. ISO dates are shaped alike and are kept.
-_PHONE = re.compile(r"(?<![\w.:/-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,14}(?![\w.:/-])")
+# leading +: every phone format the hotline sees. ISO dates are shaped alike and are kept. A
+# number may be a whole segment of a path (`GET /v1/cases/13912345678` in an access log).
+_PHONE = re.compile(r"(?<![\w.:-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,14}(?![\w:-]|\.\w)")
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 

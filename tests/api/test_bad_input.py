@@ -125,3 +125,53 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(
 def test_unknown_paths_and_methods_are_problems(client: TestClient, hotline: Headers) -> None:
     assert_problem(client.get("/v1/nothing-here", headers=hotline), 404)
     assert_problem(client.delete("/v1/incidents", headers=hotline), 405)
+
+
+def test_a_body_that_is_not_utf8_is_422_like_malformed_json(
+    client: TestClient, hotline: Headers
+) -> None:
+    answer = client.post(
+        "/v1/incidents",
+        content="煤气".encode("gbk"),
+        headers={**hotline, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {"field": "(body)", "problem": "not valid JSON: the body must be UTF-8 text"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "where"),
+    [
+        ("GET", "/v1/cases?category=%00", None, "(query)"),
+        ("GET", "/v1/cases/a%00b", None, "(path)"),
+        ("POST", "/v1/incidents", '{"source": "hotline", "category": "gas.leak", '
+         '"title": "x\\u0000y"}', "(body)"),
+        ("POST", "/v1/incidents", '{"source": "hotline", "category": "gas.leak", "title": "x", '
+         '"attributes": {"k\\u0000": 1}}', "(body)"),
+    ],
+)  # fmt: skip
+def test_a_nul_character_anywhere_is_422_not_a_database_error(
+    client: TestClient, hotline: Headers, method: str, path: str, body: str | None, where: str
+) -> None:
+    answer = client.request(
+        method,
+        path,
+        content=body,
+        headers={**hotline, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["field"] == where
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(
+    client: TestClient, hotline: Headers
+) -> None:
+    body = '{"source": "hotline", "category": "gas.leak", "title": "C:\\\\u0000 path"}'
+    answer = client.post(
+        "/v1/incidents", content=body, headers={**hotline, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 202, answer.text

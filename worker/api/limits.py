@@ -1,4 +1,5 @@
-"""Input limits in front of the routes: the body's size and its media type.
+"""Input limits in front of the routes: the body's size and its media type, and no NUL
+characters anywhere (PostgreSQL text cannot hold them: let through, they would end as a 500).
 
 The size is checked twice: a `Content-Length` over the limit is refused before a byte is
 read, and a body without one (chunked) is counted as it arrives and refused the moment it
@@ -16,6 +17,7 @@ from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.api.problems import PROBLEM_JSON
+from worker.contracts.incident import contains_nul
 
 
 class BodyTooLarge(Exception):
@@ -43,6 +45,12 @@ class BodyLimit:
             return
         if body is None:
             return  # the client went away mid-body: nobody is left to answer
+        where = _nul_in(scope, body)
+        if where is not None:
+            errors = [{"field": where, "problem": NUL_PROBLEM}]
+            detail = f"{where}: {NUL_PROBLEM}"
+            await _answer(send, 422, "The request is not valid", detail, errors=errors)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     @staticmethod
@@ -71,26 +79,51 @@ class BodyLimit:
                 return b"".join(chunks)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": "about:blank",
-                "title": "Request too large",
-                "status": 413,
-                "detail": f"The body is larger than {self.max_bytes} bytes.",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"The body is larger than {self.max_bytes} bytes."
+        await _answer(send, 413, "Request too large", detail, close=True)
+
+
+NUL_PROBLEM = "contains a NUL character (\\u0000), which no text field may hold"
+
+
+def _nul_in(scope: Scope, body: bytes) -> str | None:
+    """Where the request carries a NUL character, if it does: path, query or body."""
+    if "\x00" in scope.get("path", ""):
+        return "(path)"
+    query = scope.get("query_string", b"")
+    if b"\x00" in query or b"%00" in query.lower():
+        return "(query)"
+    if b"\x00" in body:
+        return "(body)"
+    if b"\\u0000" in body:  # escaped in a JSON string; the parsed text says for sure
+        try:
+            return "(body)" if contains_nul(orjson.loads(body)) else None
+        except orjson.JSONDecodeError:
+            return None  # malformed JSON: the route answers that
+    return None
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    close: bool = False,
+) -> None:
+    problem: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    problem["detail"] = detail
+    if errors is not None:
+        problem["errors"] = errors
+    body = orjson.dumps(problem)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.db.guard import ConcurrentChange
 from worker.lifecycle import TransitionRefused
-from worker.logging import get_logger
+from worker.logging import get_logger, scrub_text
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -40,7 +40,15 @@ class Problem(BaseModel):
 def problem(
     status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    # A detail may quote what the caller sent (an id in the path); a phone number or a secret
+    # among it is redacted as in the logs, since error bodies end up in logs elsewhere.
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": scrub_text(detail),
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -70,8 +78,16 @@ async def _validation_problem(_: Request, error: Exception) -> JSONResponse:
     return problem(422, "The request is not valid", detail, errors=fields)
 
 
+# FastAPI's words when a body cannot even be decoded (bytes that are not UTF-8, say): to the
+# caller that is the same mistake as malformed JSON, so it gets the same 422.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_problem(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.detail == _UNREADABLE_BODY:
+        fields = [{"field": "(body)", "problem": "not valid JSON: the body must be UTF-8 text"}]
+        return problem(422, _TITLES[422], "(body): " + fields[0]["problem"], errors=fields)
     title = _TITLES.get(error.status_code, "Error")
     return problem(error.status_code, title, str(error.detail), headers=error.headers)
 

@@ -109,3 +109,15 @@ class Incident(_Strict):
     def text(self) -> str:
         """Title and description together: what keyword matchers look at."""
         return f"{self.title}\n{self.description}"
+
+
+def contains_nul(value: object) -> bool:
+    """Whether a parsed JSON value holds a NUL character anywhere, keys included: PostgreSQL
+    text cannot store one, so such input is refused at the door."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
