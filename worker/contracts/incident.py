@@ -12,6 +12,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    UrlConstraints,
     model_validator,
 )
 
@@ -21,6 +22,7 @@ MAX_DESCRIPTION_CHARS = 4000
 MAX_TITLE_CHARS = 200
 MAX_ATTACHMENTS = 10
 MAX_ATTRIBUTES = 50
+MAX_URL_CHARS = 2000
 
 Slug = Annotated[
     str,
@@ -99,7 +101,9 @@ class Incident(_Strict):
     occurred_at: AwareDatetime | None = Field(
         default=None, description="When it happened, with its UTC offset."
     )
-    attachments: list[AnyHttpUrl] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    attachments: list[Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS
+    )
     attributes: dict[Slug, AttributeValue] = Field(
         default_factory=dict,
         max_length=MAX_ATTRIBUTES,
