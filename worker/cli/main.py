@@ -16,6 +16,7 @@ def _mount() -> None:
         audit,
         db,
         deliveries,
+        demo,
         intake,
         metrics,
         reconcile,
@@ -33,6 +34,7 @@ def _mount() -> None:
     app.command("health")(run.health)
     app.command("reconcile")(reconcile.reconcile_command)
     app.command("metrics")(metrics.metrics)
+    app.command("demo")(demo.demo)
     app.add_typer(
         intake.app, name="intake", help="Publish incidents to the intake queue, or consume them."
     )

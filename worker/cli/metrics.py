@@ -50,7 +50,7 @@ def metrics(
         _write_csv(report)
     else:
         # Piped or captured, the table keeps its lines whole instead of wrapping at 80.
-        Console(width=None if sys.stdout.isatty() else 200).print(_table(report))
+        Console(width=None if sys.stdout.isatty() else 200).print(metrics_table(report))
 
 
 def _report(since: str, until: str | None, by: GroupBy, tz: str | None) -> MetricsReport:
@@ -68,7 +68,7 @@ def _report(since: str, until: str | None, by: GroupBy, tz: str | None) -> Metri
             raise typer.BadParameter(str(error)) from None
 
 
-def _table(report: MetricsReport) -> Table:
+def metrics_table(report: MetricsReport) -> Table:
     zone = ZoneInfo(report.time_zone)
     since, until = (f"{t.astimezone(zone):%Y-%m-%d %H:%M}" for t in (report.since, report.until))
     table = Table(title=f"closeloop metrics by {report.by.value}, {since} – {until} ({zone.key})")
