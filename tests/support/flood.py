@@ -22,8 +22,9 @@ def incident(n: int, rng: random.Random) -> dict[str, object]:
         "external_id": f"flood-{n}-{uuid.uuid4().hex[:6]}",
         "category": rng.choice(CATEGORIES),
         "title": f"第{n}号来电",
-        # Far apart, so that none is folded into another as a duplicate.
-        "location": {"latitude": 20.0 + n * 0.005, "longitude": 100.0 + (n % 200) * 0.01},
+        # On a grid with 0.05 degrees between neighbours (2.7 km and more below 60 degrees of
+        # latitude), wider than any duplicate radius: none is folded into another.
+        "location": {"latitude": -60.0 + (n // 400) * 0.05, "longitude": -170.0 + (n % 400) * 0.05},
     }
 
 
