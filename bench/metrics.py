@@ -8,7 +8,11 @@ audit events per case, all with COPY. Then times what `GET /v1/metrics` runs for
 several times each, beside a baseline: a bare count of the same window's cases.
 
     .venv/bin/python -m bench.metrics --cases 1000000 \
-        --server postgresql+psycopg://postgres@127.0.0.1:5432/test
+        --server postgresql+psycopg://postgres@127.0.0.1:5432/test [--keep]
+    .venv/bin/python -m bench.metrics --reuse URL   # time a database a --keep run left
+
+Each report is timed with its queries run in turn and run at once on one snapshot
+(CLOSELOOP_METRICS_PARALLEL_QUERIES).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import random
 import statistics
 import time
@@ -28,6 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import make_url, text
 
 from bench.machine import describe
+from worker.config import get_settings, reset_settings_cache
 from worker.db.migrate import upgrade
 from worker.db.session import make_engine, session_factory
 from worker.metrics.definitions import GroupBy
@@ -222,8 +228,16 @@ def main() -> None:
         "--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
         help="A PostgreSQL URL; a scratch database is created beside it and dropped after.",
     )  # fmt: skip
+    parser.add_argument(
+        "--reuse", metavar="URL", help="Time an already seeded database (one --keep left)."
+    )
     args = parser.parse_args()
     print(describe())
+    if args.reuse:
+        engine = make_engine(args.reuse)
+        _bench(engine, datetime.now(UTC).replace(microsecond=0), args.runs)
+        engine.dispose()
+        return
     admin = make_engine(args.server, isolation_level="AUTOCOMMIT")
     name = f"closeloop_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
@@ -275,11 +289,15 @@ def _bench(engine: Any, now: datetime, runs: int) -> None:
 
         rows = [("baseline: count(*) of the window's cases", baseline)]
         for by in (GroupBy.department, GroupBy.district):
+            for parallel in (1, get_settings().metrics_parallel_queries):
 
-            def report(by: GroupBy = by) -> object:
-                return build_report(session, since, now, by, zone)
+                def report(by: GroupBy = by, parallel: int = parallel) -> object:
+                    os.environ["CLOSELOOP_METRICS_PARALLEL_QUERIES"] = str(parallel)
+                    reset_settings_cache()
+                    return build_report(session, since, now, by, zone)
 
-            rows.append((f"GET /v1/metrics?since=30d&by={by.value} (whole report)", report))
+                how = "queries in turn" if parallel == 1 else f"{parallel} at once"
+                rows.append((f"GET /v1/metrics?since=30d&by={by.value} ({how})", report))
         for label, what in rows:
             median, worst = _timed(what, runs)
             print(f"  {label:<58} median {median:7.1f} ms   max {worst:7.1f} ms")

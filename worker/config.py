@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="IANA time zone whose midnights start the metrics' days and weeks.",
     )
+    metrics_parallel_queries: int = Field(
+        default=3,
+        ge=1,
+        description="Connections a metrics report's queries run on at once (PostgreSQL; all "
+        "on one snapshot); 1 runs them one after another.",
+    )
     metrics_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -3,16 +3,20 @@ the dashboard show them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from worker.config import get_settings
 from worker.metrics import queries
 from worker.metrics.definitions import GroupBy, Rate, bucket_label, bucket_starts, rate
 from worker.metrics.queries import Key, Window
+from worker.metrics.snapshot import run_all
 
 
 class RateOut(BaseModel):
@@ -87,13 +91,20 @@ class _Figures:
     """Every query's answer for one window, keyed by group."""
 
     def __init__(self, session: Session, window: Window) -> None:
-        self.cases = queries.case_counts(session, window)
-        self.merged = queries.merged_counts(session, window)
-        self.responses = queries.response_counts(session, window)
-        self.callbacks = queries.callback_counts(session, window)
-        self.durations, self.all_durations = queries.close_durations(session, window)
-        time = window.by is not None and window.by.is_time
-        self.backlog = {} if time else queries.backlog_at(session, window, window.until)
+        jobs: dict[str, Callable[[Session], Any]] = {
+            "cases": partial(queries.case_counts, window=window),
+            "merged": partial(queries.merged_counts, window=window),
+            "responses": partial(queries.response_counts, window=window),
+            "callbacks": partial(queries.callback_counts, window=window),
+            "durations": partial(queries.close_durations, window=window),
+        }
+        if not (window.by is not None and window.by.is_time):
+            jobs["backlog"] = partial(queries.backlog_at, window=window, as_of=window.until)
+        answers = run_all(session, jobs, get_settings().metrics_parallel_queries)
+        self.cases, self.merged = answers["cases"], answers["merged"]
+        self.responses, self.callbacks = answers["responses"], answers["callbacks"]
+        self.durations, self.all_durations = answers["durations"]
+        self.backlog = answers.get("backlog", {})
 
     def total(self, backlog: tuple[int, int] | None) -> MetricsRow:
         """The whole window's row. Every count is the sum of the groups' (each case, task and
