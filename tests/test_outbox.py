@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, select
 
 from worker.clock import FrozenClock, now, use_clock
 from worker.db.models import OutboxMessage
-from worker.db.session import session_factory
+from worker.db.session import make_engine, session_factory
 from worker.outbox import enqueue, relay
 
 
@@ -69,6 +70,23 @@ def test_the_relay_sends_what_was_left_unpublished(
     finally:
         use_clock(previous)
     assert _published(pg_engine) == {"stuck": True}
+
+
+def test_publishing_waits_for_the_session_s_connection_to_be_back_in_the_pool(
+    pg_url: str, service: dict[str, str]
+) -> None:
+    """As many committing requests as the pool has connections: publishing must not need a
+    second connection while the first is still held, or each waits on the others until the
+    pool's timeout. A pool of one shows it at once."""
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=3)
+    try:
+        started = time.monotonic()
+        with session_factory(engine)() as session, session.begin():
+            enqueue(session, "closeloop.timers.relay_outbox", {"n": "one"})
+        assert time.monotonic() - started < 2, "publishing waited for a second connection"
+        assert _published(engine) == {"one": True}
+    finally:
+        engine.dispose()
 
 
 FIRST_COMMIT = """

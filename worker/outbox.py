@@ -25,6 +25,8 @@ from worker.logging import get_logger
 log = get_logger("closeloop.outbox")
 
 _PENDING = "closeloop_outbox_pending"
+_COMMITTED = "closeloop_outbox_committed"
+_ENGINE = "closeloop_outbox_engine"
 
 
 def enqueue(
@@ -43,15 +45,33 @@ def enqueue(
 
 
 @event.listens_for(orm_session.Session, "after_commit")
-def _publish_after_commit(session: Session) -> None:
+def _ready_after_commit(session: Session) -> None:
     # SQLAlchemy also calls this when a SAVEPOINT is released; only the real commit counts.
     if session.get_nested_transaction() is not None:
         return
     ids = session.info.pop(_PENDING, None)
     if ids:
-        bind = session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
+        session.info[_COMMITTED] = ids
+        session.info[_ENGINE] = _engine_of(session)
+
+
+@event.listens_for(orm_session.Session, "after_transaction_end")
+def _publish_once_released(session: Session, transaction: orm_session.SessionTransaction) -> None:
+    # Not in after_commit: there the session still holds its connection, and publishing takes
+    # a second one from the same pool. With as many requests committing at once as the pool
+    # has connections, each would wait for another's second connection, every one of them
+    # until the pool's timeout. Here the session's connection is back in the pool.
+    if transaction.parent is not None:
+        return
+    ids = session.info.pop(_COMMITTED, None)
+    engine = session.info.pop(_ENGINE, None)
+    if ids and engine is not None:
         publish(engine, ids)
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 @event.listens_for(orm_session.Session, "after_soft_rollback")
