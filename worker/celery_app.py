@@ -30,9 +30,11 @@ from worker.metrics.counting import install_session_counting, install_task_timin
 QUEUES = ("incidents", "pipeline", "webhooks", "timers")
 TASK_QUEUES = ("pipeline", "webhooks", "timers")
 
-# Task names are "closeloop.<queue>.<what>": the middle word routes them.
+# Task names are "closeloop.<queue>.<what>": the middle word routes them. Published through
+# the default exchange, whose routing key is the queue's name: on Redis that is one LPUSH,
+# where a named exchange first reads its bindings (a second round trip per message).
 TASK_ROUTES = {
-    f"closeloop.{queue}.*": {"queue": queue, "exchange": queue, "routing_key": queue}
+    f"closeloop.{queue}.*": {"queue": queue, "exchange": "", "routing_key": queue}
     for queue in TASK_QUEUES
 }
 
