@@ -64,9 +64,10 @@ class ClosedLoopTask(Task):  # type: ignore[misc]
 
     def _too_many_starts(self, starts_key: str, args: Any, kwargs: Any) -> bool:
         try:
-            client = redis_client()
-            starts = int(client.incr(starts_key))
-            client.expire(starts_key, _STARTS_TTL_S)
+            with redis_client().pipeline(transaction=False) as pipe:  # one round trip
+                pipe.incr(starts_key)
+                pipe.expire(starts_key, _STARTS_TTL_S)
+                starts = int(pipe.execute()[0])
         except RedisConnectionError:
             return False  # cannot count: run it; idempotence makes an extra run harmless
         cap = get_settings().redelivery_cap
