@@ -53,7 +53,11 @@ class ClosedLoopTask(Task):  # type: ignore[misc]
     reject_on_worker_lost = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        starts_key = key(f"starts:{self.request.id}") if self.request.id else None
+        # Only a redelivered message can have had a start whose worker died (the broker marks
+        # every message it puts back), so only those are counted: a first delivery costs no
+        # round trip to Redis.
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        starts_key = key(f"starts:{self.request.id}") if redelivered and self.request.id else None
         if starts_key and self._too_many_starts(starts_key, args, kwargs):
             return None
         try:
@@ -67,7 +71,8 @@ class ClosedLoopTask(Task):  # type: ignore[misc]
             with redis_client().pipeline(transaction=False) as pipe:  # one round trip
                 pipe.incr(starts_key)
                 pipe.expire(starts_key, _STARTS_TTL_S)
-                starts = int(pipe.execute()[0])
+                # The first start, which died and was not counted, plus the ones since.
+                starts = 1 + int(pipe.execute()[0])
         except RedisConnectionError:
             return False  # cannot count: run it; idempotence makes an extra run harmless
         cap = get_settings().redelivery_cap
