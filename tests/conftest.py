@@ -18,6 +18,7 @@ from tests.support.databases import PostgresDatabases
 from worker.db.migrate import upgrade
 from worker.db.session import make_engine
 from worker.embedded import EmbeddedPostgres, EmbeddedRedis
+from worker.outbox import flush_marks
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,7 @@ def pg_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
     try:
         yield url
     finally:
+        flush_marks()  # what this process sent, marked before its database goes
         postgres_databases.drop(url)
 
 

@@ -91,9 +91,15 @@ def test_every_stage_message_delivered_twice(wired: Pipeline) -> None:
     _assert_exactly_once(wired, case_id)
 
 
-@pytest.mark.parametrize("stage", [MONITOR, DISPATCH, SEND_WEBHOOK])
+@pytest.mark.parametrize(
+    "stage", [MONITOR, "pipeline:triaged", "pipeline:dispatched", DISPATCH, SEND_WEBHOOK]
+)
 def test_worker_killed_between_commit_and_ack(wired: Pipeline, stage: str, tmp_path: Path) -> None:
+    """Each stage's commit, then death before the acknowledgement. The monitor task dispatches
+    the case itself, in a second transaction: killed between the two, the held dispatch
+    message is the relay's (beat) to send."""
     marker = tmp_path / "crashed"
+    wired.start_worker("beat")
     wired.start_worker(
         stage, str(marker),
         "--queues", "incidents,pipeline,webhooks,timers", "--concurrency", "2", "--pool", "prefork",

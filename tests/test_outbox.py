@@ -15,10 +15,11 @@ from sqlalchemy import Engine, select
 from worker.clock import FrozenClock, now, use_clock
 from worker.db.models import OutboxMessage
 from worker.db.session import make_engine, session_factory
-from worker.outbox import enqueue, relay
+from worker.outbox import enqueue, flush_marks, relay
 
 
 def _published(engine: Engine) -> dict[str, bool]:
+    flush_marks()
     with session_factory(engine)() as session:
         rows = session.scalars(select(OutboxMessage)).all()
         return {row.payload["n"]: row.published_at is not None for row in rows}

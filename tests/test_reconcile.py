@@ -14,6 +14,7 @@ from worker.cli.main import app
 from worker.clock import FrozenClock, now, use_clock
 from worker.db.models import Delivery, Task, new_id
 from worker.db.session import session_factory, transaction
+from worker.outbox import flush_marks
 from worker.reconcile import reconcile
 from worker.rules import load_ruleset
 from worker.stages.dispatch import dispatch
@@ -33,6 +34,7 @@ def _dispatched(engine: Engine, **overrides: object) -> str:
 
 
 def _report_later(engine: Engine) -> object:
+    flush_marks()  # the messages this process sent, marked published
     previous = use_clock(FrozenClock(now() + timedelta(minutes=5)))
     try:
         with session_factory(engine)() as session:

@@ -4,8 +4,11 @@ task has committed its transaction and before the broker gets the acknowledgemen
 Usage: python -m tests.support.crashing_worker TASK_NAME MARKER_FILE [closeloop worker args]
 TASK_NAME may also be `intake:taken` (an intake consumer, `closeloop intake consume`, that
 dies as soon as it has taken a queued incident, before anything else) or `intake:filed` (one
-that dies once the case is committed, before the queue hears it is done). The marker file
-makes the crash happen once.
+that dies once the case is committed, before the queue hears it is done). The monitor task
+dispatches the case it has triaged itself (`dispatch_here`): `pipeline:triaged` dies between
+the two transactions, `pipeline:dispatched` right after the second. For the dispatch task,
+that hand-off is left undone, so that the relay sends the held message to the dispatch task.
+The marker file makes the crash happen once.
 """
 
 from __future__ import annotations
@@ -50,6 +53,26 @@ def _install_intake(moment: str, marker: Path) -> None:
         intake_queue.handle = handle_then_die
 
 
+def _install_pipeline(moment: str, marker: Path) -> None:
+    from worker.tasks import pipeline
+
+    dispatch_here = pipeline.dispatch_here
+
+    def crash_around(case_id: str, message_id: int) -> None:
+        if moment == "pipeline:triaged":
+            _crash_once(marker)
+        dispatch_here(case_id, message_id)
+        _crash_once(marker)
+
+    pipeline.dispatch_here = crash_around
+
+
+def _leave_dispatch_to_the_relay() -> None:
+    from worker.tasks import pipeline
+
+    pipeline.dispatch_here = lambda case_id, message_id: None
+
+
 def _install(task_name: str, marker: Path) -> None:
     @task_postrun.connect(weak=False)
     def crash_once(sender: Any = None, **_: Any) -> None:
@@ -67,6 +90,11 @@ if __name__ == "__main__":
     if name.startswith("intake:"):
         _install_intake(name, Path(marker_path))
         app(["intake", "consume", *rest])
+    elif name.startswith("pipeline:"):
+        _install_pipeline(name, Path(marker_path))
+        app(["worker", *rest])
     else:
+        if name == "closeloop.pipeline.dispatch":
+            _leave_dispatch_to_the_relay()
         _install(name, Path(marker_path))
         app(["worker", *rest])

@@ -12,6 +12,8 @@ its multiprocess folder before that import (see `worker.cli.worker`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, inspect
@@ -110,3 +112,16 @@ def _task_finished(
 
     stage = str(task.name).removeprefix("closeloop.")
     prometheus.observe_stage(stage, (state or "unknown").lower(), time.perf_counter() - began)
+
+
+@contextmanager
+def timed_stage(stage: str) -> Iterator[None]:
+    """Time a stage run inside another's task (dispatch, right after triage) as its own."""
+    from worker.metrics import prometheus
+
+    began, outcome = time.perf_counter(), "failure"
+    try:
+        yield
+        outcome = "success"
+    finally:
+        prometheus.observe_stage(stage, outcome, time.perf_counter() - began)

@@ -34,10 +34,17 @@ _SPACES = re.compile(r"\s+")
 class Triaged:
     state: CaseState
     merged_into: str | None = None
+    dispatch_message: int | None = None  # the outbox message that sends it on to dispatch
 
 
-def triage(session: Session, case_id: str, ruleset: Ruleset) -> Triaged | None:
-    """Triage `case_id` if it is still `received`; None if someone already did (idempotent)."""
+def triage(
+    session: Session, case_id: str, ruleset: Ruleset, *, hold_dispatch: bool = False
+) -> Triaged | None:
+    """Triage `case_id` if it is still `received`; None if someone already did (idempotent).
+
+    A triaged case's dispatch message is published when the transaction commits; with
+    `hold_dispatch` it is held for the caller to take and dispatch the case itself.
+    """
     case = session.get(Case, case_id)
     if case is None or case.state != CaseState.received:
         return None
@@ -55,8 +62,8 @@ def triage(session: Session, case_id: str, ruleset: Ruleset) -> Triaged | None:
         data={"priority": case.priority, "category": case.category},
         rules_version=decision.ruleset_version,
     )
-    enqueue(session, DISPATCH, {"case_id": case.id}, case_id=case.id)
-    return Triaged(CaseState.triaged)
+    message = enqueue(session, DISPATCH, {"case_id": case.id}, case_id=case.id, hold=hold_dispatch)
+    return Triaged(CaseState.triaged, dispatch_message=message.id)
 
 
 def incident_of(case: Case) -> Incident:

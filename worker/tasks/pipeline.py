@@ -6,6 +6,9 @@ from structlog.contextvars import bound_contextvars
 
 from worker.celery_app import app
 from worker.db.session import transaction
+from worker.logging import get_logger
+from worker.metrics.counting import timed_stage
+from worker.outbox import take
 from worker.rules import Ruleset
 from worker.rules.registry import get as rules_get
 from worker.rules.registry import maybe_reload
@@ -13,6 +16,8 @@ from worker.stages.dispatch import dispatch as dispatch_case
 from worker.stages.monitor import triage
 from worker.tasks.names import DISPATCH, MONITOR
 from worker.tasks_base import ClosedLoopTask
+
+log = get_logger("closeloop.pipeline")
 
 
 def rules_in_force() -> Ruleset:
@@ -22,9 +27,29 @@ def rules_in_force() -> Ruleset:
 
 @app.task(name=MONITOR, base=ClosedLoopTask)
 def monitor(case_id: str) -> None:
-    """Triage a received case: normalise, set priority, fold duplicates."""
-    with bound_contextvars(case_id=case_id), transaction() as session:
-        triage(session, case_id, rules_in_force())
+    """Triage a received case: normalise, set priority, fold duplicates; then dispatch it."""
+    with bound_contextvars(case_id=case_id):
+        with transaction() as session:
+            triaged = triage(session, case_id, rules_in_force(), hold_dispatch=True)
+        if triaged is not None and triaged.dispatch_message is not None:
+            dispatch_here(case_id, triaged.dispatch_message)
+
+
+def dispatch_here(case_id: str, message_id: int) -> None:
+    """Dispatch a case this process has just triaged, in a transaction of its own, instead of
+    sending it through the broker to the dispatch task: the triage transaction held the
+    dispatch message, and this one takes it. If the process dies first, or dispatch fails,
+    the message is still unpublished: the relay sends it within seconds, and the dispatch
+    task does the work, with its usual retries."""
+    try:
+        with timed_stage("pipeline.dispatch"), transaction() as session:
+            if take(session, message_id):
+                dispatch_case(session, case_id, rules_in_force())
+    except Exception as error:
+        log.warning(
+            "dispatch right after triage failed; the relay sends it to the dispatch task",
+            error=f"{type(error).__name__}: {error}",
+        )
 
 
 @app.task(name=DISPATCH, base=ClosedLoopTask)
