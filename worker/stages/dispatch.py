@@ -62,7 +62,8 @@ def dispatch(session: Session, case_id: str, ruleset: Ruleset) -> list[Task] | N
 
 def route(session: Session, case: Case, ruleset: Ruleset) -> Decision:
     """The rules' decision for this case now; the clock starts at intake for the first round."""
-    returned = _returned_by(session, case.id)
+    # Before the first round the case has no tasks, so no department can have returned one.
+    returned = _returned_by(session, case.id) if case.dispatch_round else set()
     if case.return_count >= RETURNS_BEFORE_OPERATIONS_CENTRE:
         returned |= _everyone_but_operations_centre(ruleset)
     started = case.received_at if case.dispatch_round == 0 else now()
@@ -143,4 +144,5 @@ def notify_assigned(session: Session, case: Case, task: Task) -> None:
         event_type="task.assigned",
         payload=build_payload(case, task),
         dedupe_key=f"task.assigned:{task.id}",
+        new_key=True,
     )

@@ -47,12 +47,18 @@ def queue_delivery(
     event_type: str,
     payload: dict[str, Any],
     dedupe_key: str,
+    new_key: bool = False,
 ) -> Delivery:
     """Create the delivery (or return the one with this `dedupe_key`) and its send message.
-    Never commits: it goes with the caller's transaction, or not at all."""
+    Never commits: it goes with the caller's transaction, or not at all.
+
+    `new_key`: the key names something this transaction has just created (a new task), so no
+    delivery can hold it yet; the look-up and its savepoint are skipped (the unique key on
+    `dedupe_key` still stands guard).
+    """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}: one of {sorted(EVENT_TYPES)}")
-    found = _existing(session, dedupe_key)
+    found = None if new_key else _existing(session, dedupe_key)
     if found is not None:
         return found
     first = parse_schedule(get_settings().webhook_schedule)[0]
@@ -69,6 +75,10 @@ def queue_delivery(
         attempts=0,
         next_attempt_at=now() + first,
     )
+    if new_key:
+        session.add(delivery)
+        enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=case.id)
+        return delivery
     try:
         with session.begin_nested():
             session.add(delivery)

@@ -241,7 +241,8 @@ def _record(session: Session, claim: Claim, answer: Answer) -> str:
         log.warning("attempt outlived its lease", delivery_id=delivery.id, attempt=claim.attempt_no)
         return "superseded"
     delivery.last_status = answer.status
-    state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
+    with session.no_autoflush:  # the outcome below writes the delivery once, under its guard
+        state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
     if verdict.outcome is Outcome.delivered:
         return _delivered(session, delivery, state, at, answer)
     if verdict.outcome is Outcome.gone:
