@@ -69,8 +69,17 @@ def get_engine() -> Engine:
     return engine_for(get_settings().resolved_database_url())
 
 
+_FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
+
+
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    # One per engine: each sessionmaker is a new Session subclass, and SQLAlchemy sets up its
+    # event dispatch afresh for every class, which a transaction should not pay for.
+    bind = engine or get_engine()
+    factory = _FACTORIES.get(bind)
+    if factory is None:
+        factory = _FACTORIES[bind] = sessionmaker(bind=bind, expire_on_commit=False)
+    return factory
 
 
 @contextmanager
