@@ -87,20 +87,19 @@ def test_same_source_and_external_id_gives_the_same_case(
 def test_racing_repeats_open_one_case(
     client: TestClient, hotline: Headers, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Both requests look for a repeat, find none, and only then insert: the unique key must
+    # Both requests are about to insert their case at the same moment: the unique key must
     # decide the race, and the loser must answer with the winner's case.
-    both_looked = threading.Barrier(2, timeout=10)
-    looked_once: set[int] = set()
-    look = intake.find_repeat
+    both_ready = threading.Barrier(2, timeout=10)
+    waited: set[int] = set()
+    open_case = intake.open_case
 
-    def look_then_wait(*args: Any, **kwargs: Any) -> Case | None:
-        found = look(*args, **kwargs)
-        if threading.get_ident() not in looked_once:
-            looked_once.add(threading.get_ident())
-            both_looked.wait()
-        return found
+    def wait_then_open(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            both_ready.wait()
+        return open_case(*args, **kwargs)
 
-    monkeypatch.setattr(intake, "find_repeat", look_then_wait)
+    monkeypatch.setattr(intake, "open_case", wait_then_open)
     headers = {**hotline, "Idempotency-Key": "race-key-1"}
     with ThreadPoolExecutor(2) as pool:
         answers = list(

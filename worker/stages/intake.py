@@ -67,10 +67,12 @@ def case_from_incident(incident: Incident, idempotency_key: str | None = None) -
 def accept_incident(
     session: Session, incident: Incident, *, actor: Actor, idempotency_key: str | None = None
 ) -> Accepted:
-    """Create the case for `incident`, or return the one an earlier identical filing made."""
-    existing = find_repeat(session, incident, idempotency_key)
-    if existing is not None:
-        return Accepted(existing, created=False)
+    """Create the case for `incident`, or return the one an earlier identical filing made.
+
+    Most filings are new, so the case is inserted straight away, and only a clash on its
+    unique keys (the same `Idempotency-Key`, or the same source and external id) looks for
+    the earlier case: that saves a look-up on every new filing.
+    """
     case = case_from_incident(incident, idempotency_key)
     try:
         with session.begin_nested():
@@ -97,7 +99,7 @@ def accept_incident(
             session.flush()
         enqueue(session, MONITOR, {"case_id": case.id}, case_id=case.id)
     except IntegrityError:
-        # A concurrent repeat won the unique key between our look-up and our insert.
+        # A repeat: an earlier filing (or a concurrent one, just committed) holds the key.
         repeat = find_repeat(session, incident, idempotency_key)
         if repeat is None:
             raise
