@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from worker.auth import Principal, Role, authenticate
-from worker.db.session import transaction
+from worker.db.session import autocommit
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -36,7 +36,7 @@ def current_principal(
     """The caller behind the bearer token; 401 without a valid one."""
     if credentials is None:
         raise HTTPException(401, "Send a token as `Authorization: Bearer ...`.", _CHALLENGE)
-    with transaction() as session:
+    with autocommit() as session:  # a look-up, and at most one UPDATE of `last_used_at`
         principal = authenticate(session, credentials.credentials)
     if principal is None:
         raise HTTPException(401, "The token is unknown or revoked.", _CHALLENGE)

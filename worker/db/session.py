@@ -87,3 +87,14 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
     """A session whose work commits at the end of the block, or rolls back on an error."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def autocommit(engine: Engine | None = None) -> Iterator[Session]:
+    """A session whose statements each commit on their own, for work that needs no
+    transaction (a look-up, and at most one single-statement write): it saves the BEGIN and
+    COMMIT round trips, which every API request's token check would pay."""
+    with (engine or get_engine()).connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        with Session(bind=connection, expire_on_commit=False) as session:
+            yield session
