@@ -4,6 +4,7 @@ the bound in force, so neither can change without the other."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ EXPECTED = {
     "an incident's description": [incident.MAX_DESCRIPTION_CHARS],
     "an incident's attachments": [incident.MAX_ATTACHMENTS, incident.MAX_URL_CHARS],
     "an incident's attributes": [incident.MAX_ATTRIBUTES],
+    "an incident's `occurred_at`": [incident.OCCURRED_AT_AHEAD // timedelta(hours=1), 8601],
     "a progress note": [task.MAX_NOTE_CHARS],
     "a progress report's attachments": [task.MAX_ATTACHMENTS, task.MAX_URL_CHARS],
     "a return, reopen or supervisor's reason": [task.MAX_REASON_CHARS],

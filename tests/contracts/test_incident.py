@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,6 +50,9 @@ def test_chinese_round_trips_through_the_store(any_engine: Engine) -> None:
         ({"location": {"latitude": 91, "longitude": 0}}, "location.latitude"),
         ({"location": {"latitude": 39.9}}, "location"),
         ({"occurred_at": "2026-11-24T10:00:00"}, "occurred_at"),
+        ({"occurred_at": "1764000000"}, "occurred_at"),
+        ({"occurred_at": 1764000000}, "occurred_at"),
+        ({"occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
         ({"attachments": ["not a url"]}, "attachments.0"),
         ({"attachments": [f"https://x.cn/{i}.jpg" for i in range(11)]}, "attachments"),
         ({"reporter": {"phone": "call me"}}, "reporter.phone"),
@@ -66,3 +70,12 @@ def test_bad_input_names_the_field(overrides: dict[str, Any], field: str) -> Non
 
 def test_description_of_exactly_4000_characters_is_accepted() -> None:
     assert len(incident(description="水" * 4000).description) == 4000
+
+
+def test_occurred_at_may_be_a_little_ahead_of_the_server_s_clock_but_not_more() -> None:
+    from worker.clock import now
+
+    ahead = now() + timedelta(minutes=50)
+    assert incident(occurred_at=ahead.isoformat()).occurred_at == ahead
+    with pytest.raises(ValidationError, match="check its UTC offset"):
+        incident(occurred_at=(now() + timedelta(hours=8)).isoformat())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AnyHttpUrl,
@@ -13,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     UrlConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -23,6 +26,10 @@ MAX_TITLE_CHARS = 200
 MAX_ATTACHMENTS = 10
 MAX_ATTRIBUTES = 50
 MAX_URL_CHARS = 2000
+# How far ahead of the server's clock `occurred_at` may be (clocks drift); more is a mistake,
+# most often local time sent with the wrong UTC offset.
+OCCURRED_AT_AHEAD = timedelta(hours=1)
+_A_NUMBER = re.compile(r"\s*[-+]?\d+(\.\d*)?\s*")
 
 Slug = Annotated[
     str,
@@ -99,7 +106,8 @@ class Incident(_Strict):
     reporter: Reporter | None = None
     priority_hint: Priority | None = None
     occurred_at: AwareDatetime | None = Field(
-        default=None, description="When it happened, with its UTC offset."
+        default=None,
+        description="When it happened (ISO 8601 with its UTC offset); not in the future.",
     )
     attachments: list[Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_CHARS)]] = Field(
         default_factory=list, max_length=MAX_ATTACHMENTS
@@ -109,6 +117,31 @@ class Incident(_Strict):
         max_length=MAX_ATTRIBUTES,
         description="Anything else the filer knows (sensor id, reading...); rules may match on it.",
     )
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_date_not_a_number(cls, value: Any) -> Any:
+        # pydantic would take a number as seconds since 1970: say what is wanted instead.
+        if isinstance(value, int | float) or (
+            isinstance(value, str) and _A_NUMBER.fullmatch(value)
+        ):
+            raise ValueError(
+                "give a date and time in ISO 8601 with its UTC offset, such as "
+                "2026-11-24T08:15:00+08:00, not a number"
+            )
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        from worker.clock import now
+
+        if value is not None and value > now() + OCCURRED_AT_AHEAD:
+            raise ValueError(
+                "is in the future (more than an hour ahead of the server's clock): "
+                "check its UTC offset"
+            )
+        return value
 
     def text(self) -> str:
         """Title and description together: what keyword matchers look at."""
