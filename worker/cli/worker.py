@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -11,7 +12,7 @@ import typer
 
 from worker.celery_app import QUEUES, configure
 from worker.config import get_settings
-from worker.logging import configure_logging
+from worker.logging import configure_logging, get_logger
 
 ALL_QUEUES = ",".join(QUEUES)
 
@@ -62,7 +63,27 @@ def worker(
     argv = ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]
     argv += ["-Q", ",".join(task_queues)]
     argv += ["-n", name] if name else []
+    warm_up()
     app.worker_main(argv)
+
+
+def warm_up() -> None:
+    """Load the routing rules and set up the ORM now, before the pool starts: its processes
+    (or threads) inherit both, and the first case after a start does not wait for them.
+    Then move everything loaded so far out of the garbage collector's sight (`gc.freeze`):
+    modules and rules live as long as the process, and scanning them again and again made
+    pauses of up to 0.2 s in the middle of a case."""
+    from sqlalchemy.orm import configure_mappers
+
+    import worker.db.models  # noqa: F401
+    from worker.rules.registry import maybe_reload
+
+    configure_mappers()  # else the first query of every pool process sets up the ORM
+    try:
+        maybe_reload()
+    except Exception as error:  # the tasks say it again, and wait for usable rules
+        get_logger("closeloop.worker").warning("rules not loaded at start", error=str(error))
+    gc.freeze()
 
 
 def serve_metrics(host: str, port: int) -> None:
