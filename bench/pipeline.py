@@ -13,7 +13,8 @@ pointed at a loopback receiver that verifies every signature. Then:
    its caches): latency from the POST to `dispatched` (the audit event's time) and to the
    webhook's arrival, median and p99;
 3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
-   webhooks received per second, start to last arrival.
+   webhooks received per second, start to last arrival; and the CPU time each process (and
+   PostgreSQL's backends, and Redis) spent on it, per case (`bench/cpu.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import httpx
 import redis
 from sqlalchemy import make_url, select, text
 
+from bench.cpu import CpuMeter
 from bench.machine import describe
 from tests.support import processes
 from tests.support.pipeline import Pipeline, pipeline
@@ -158,14 +160,16 @@ def latencies(p: Pipeline, filed: dict[str, float]) -> tuple[list[float], list[f
     return to_dispatch, to_webhook
 
 
-def burst(p: Pipeline, api: str, headers: dict[str, str], count: int) -> tuple[float, float]:
+def burst(
+    p: Pipeline, api: str, headers: dict[str, str], count: int, meter: CpuMeter
+) -> tuple[float, float]:
     before = len(p.receiver.all())
     filed: list[str] = []
     started = time.time()
-    with httpx.Client(timeout=30) as http, ThreadPoolExecutor(8) as pool:
+    with meter, httpx.Client(timeout=30) as http, ThreadPoolExecutor(8) as pool:
         for case_id, _ in pool.map(lambda _: file_one(api, headers, http), range(count)):
             filed.append(case_id)
-    _wait_received(p, set(filed))
+        _wait_received(p, set(filed))
     last = max(r.at for r in p.receiver.all()[before:])
     with session_factory(p.engine)() as session:
         last_dispatch = session.scalar(
@@ -199,16 +203,29 @@ def main() -> None:
         pipeline(url, args.redis, Path(folder), log_level="WARNING") as p,
     ):
         tasks_per_s, chain_latency = baseline(p, args.baseline_tasks, args.rate, args.seconds)
-        p.start_worker("worker", "--queues", "incidents,pipeline,timers", "--concurrency", "2")
-        p.start_worker("worker", "--queues", "webhooks", "--concurrency", "8", "--pool", "threads")
+        pipeline_worker = p.start_worker(
+            "worker", "--queues", "incidents,pipeline,timers", "--concurrency", "2"
+        )
+        webhook_worker = p.start_worker(
+            "worker", "--queues", "webhooks", "--concurrency", "8", "--pool", "threads"
+        )
         api = p.start_api()
+        meter = CpuMeter(
+            {
+                "API": [p.workers[-1].pid],
+                "pipeline worker": [pipeline_worker.pid],
+                "webhook worker": [webhook_worker.pid],
+            },
+            alone={"this bench (clients, receiver)": os.getpid()},
+            database=make_url(url).database,
+        )
         headers = p.token("hotline")
         time.sleep(3)
         # Not measured: the first cases open every process's connections and fill its caches.
         steady(p, api, headers, args.rate, min(args.seconds, 2.0))
         filed = steady(p, api, headers, args.rate, args.seconds)
         to_dispatch, to_webhook = latencies(p, filed)
-        dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst)
+        dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst, meter)
     print("\nbaseline: an empty task, same broker, queue and prefork pool of 2")
     print(f"  throughput                 {tasks_per_s:8.0f} tasks/s")
     print(f"  4-task chain at {args.rate:.0f}/s      {ms(chain_latency)}")
@@ -222,6 +239,8 @@ def main() -> None:
         f"  dispatched                 {dispatched_per_s:8.1f} cases/s  ({share:.2f} of baseline)"
     )
     print(f"  webhooks received          {delivered_per_s:8.1f} cases/s")
+    print("\nwhere the burst's CPU went, by process")
+    print("\n".join(meter.report(args.burst, "case")))
 
 
 if __name__ == "__main__":
