@@ -169,6 +169,7 @@ class _Marks:
         # In a forked child the parent's thread is gone and its lock may have been held at the
         # fork: start afresh (the parent marks what it had waiting).
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # a flush returns only once any other one is done
         self._waiting: dict[Engine, list[int]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,25 +193,29 @@ class _Marks:
 
     def flush(self) -> None:
         """Mark everything sent so far, now (tests, and at exit)."""
-        with self._lock:
-            batches, self._waiting = self._waiting, {}
-        for engine, ids in batches.items():
-            try:
-                with engine.begin() as connection:
-                    connection.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
-                        .values(
-                            published_at=now(),
-                            publish_attempts=OutboxMessage.publish_attempts + 1,
-                        )
+        with self._flushing:
+            with self._lock:
+                batches, self._waiting = self._waiting, {}
+            for engine, ids in batches.items():
+                self._mark(engine, ids)
+
+    def _mark(self, engine: Engine, ids: list[int]) -> None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
+                    .values(
+                        published_at=now(),
+                        publish_attempts=OutboxMessage.publish_attempts + 1,
                     )
-            except Exception as error:
-                log.info(
-                    "could not mark sent outbox messages; the relay will send them again",
-                    error=str(error),
-                    count=len(ids),
                 )
+        except Exception as error:
+            log.info(
+                "could not mark sent outbox messages; the relay will send them again",
+                error=str(error),
+                count=len(ids),
+            )
 
 
 _marks = _Marks()
