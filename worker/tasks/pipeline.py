@@ -5,10 +5,10 @@ from __future__ import annotations
 from structlog.contextvars import bound_contextvars
 
 from worker.celery_app import app
-from worker.db.session import transaction
+from worker.db.session import get_engine, transaction
 from worker.logging import get_logger
 from worker.metrics.counting import timed_stage
-from worker.outbox import take
+from worker.outbox import publish, take
 from worker.rules import Ruleset
 from worker.rules.registry import get as rules_get
 from worker.rules.registry import maybe_reload
@@ -38,18 +38,20 @@ def monitor(case_id: str) -> None:
 def dispatch_here(case_id: str, message_id: int) -> None:
     """Dispatch a case this process has just triaged, in a transaction of its own, instead of
     sending it through the broker to the dispatch task: the triage transaction held the
-    dispatch message, and this one takes it. If the process dies first, or dispatch fails,
-    the message is still unpublished: the relay sends it within seconds, and the dispatch
-    task does the work, with its usual retries."""
+    dispatch message, and this one takes it. If dispatch fails here (a concurrent change to
+    the case, the database gone), the held message is published at once and the dispatch
+    task does the work with its usual retries; if the process dies first, the relay sends it
+    within seconds."""
     try:
         with timed_stage("pipeline.dispatch"), transaction() as session:
             if take(session, message_id):
                 dispatch_case(session, case_id, rules_in_force())
     except Exception as error:
         log.warning(
-            "dispatch right after triage failed; the relay sends it to the dispatch task",
+            "dispatch right after triage failed; the dispatch task takes it over",
             error=f"{type(error).__name__}: {error}",
         )
+        publish(get_engine(), [message_id])
 
 
 @app.task(name=DISPATCH, base=ClosedLoopTask)
