@@ -16,7 +16,8 @@ import redis
 
 from tests.faults.conftest import FAULT_SETTINGS, assert_promise_kept, wait_until_complete
 from tests.faults.test_database_cuts import file_with_retries
-from tests.faults.test_worker_kills import WORKER, incident
+from tests.faults.test_worker_kills import WORKER
+from tests.support.incidents import incident
 from tests.support.pipeline import pipeline
 from tests.support.processes import wait_for
 from worker.embedded import free_port

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import make_url, text
 
 from tests.faults.conftest import assert_promise_kept, wait_until_complete
-from tests.faults.test_worker_kills import WORKER, incident
+from tests.faults.test_worker_kills import WORKER
+from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline
 from worker.db.session import make_engine
 

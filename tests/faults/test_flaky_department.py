@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from tests.faults.conftest import assert_promise_kept, wait_until_complete
-from tests.faults.test_worker_kills import WORKER, incident
+from tests.faults.test_worker_kills import WORKER
+from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline
 from worker.broker import publish_raw
 

@@ -6,28 +6,16 @@ import json
 import random
 import threading
 import time
-import uuid
 
 import pytest
 
 from tests.faults.conftest import INCIDENTS, assert_promise_kept, wait_until_complete
 from tests.support import processes
+from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline
 from worker.broker import publish_raw
 
-CATEGORIES = ["gas.leak", "water.pipe_burst", "power.outage", "roads.pothole", "heating.no_heat"]
 WORKER = ["worker", "--queues", "incidents,pipeline,webhooks,timers", "--concurrency", "3"]
-
-
-def incident(n: int, rng: random.Random) -> dict[str, object]:
-    return {
-        "source": "hotline",
-        "external_id": f"kill-{n}-{uuid.uuid4().hex[:6]}",
-        "category": rng.choice(CATEGORIES),
-        "title": f"第{n}号来电",
-        # Spread far apart so that none is folded into another as a duplicate.
-        "location": {"latitude": 32.0 + n * 0.01, "longitude": 118.5 + (n % 50) * 0.01},
-    }
 
 
 @pytest.mark.timeout(900)

@@ -6,26 +6,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
 
-CATEGORIES = ["gas.leak", "water.pipe_burst", "power.outage", "roads.pothole", "heating.no_heat"]
-
-
-def incident(n: int, rng: random.Random) -> dict[str, object]:
-    return {
-        "source": "hotline",
-        "external_id": f"flood-{n}-{uuid.uuid4().hex[:6]}",
-        "category": rng.choice(CATEGORIES),
-        "title": f"第{n}号来电",
-        # On a grid with 0.05 degrees between neighbours (2.7 km and more below 60 degrees of
-        # latitude), wider than any duplicate radius: none is folded into another.
-        "location": {"latitude": -60.0 + (n // 400) * 0.05, "longitude": -170.0 + (n % 400) * 0.05},
-    }
+from tests.support.incidents import incident
 
 
 @dataclass
@@ -43,7 +30,7 @@ class Flood:
 def flood(api: str, headers: dict[str, str], count: int, clients: int = 16, seed: int = 1) -> Flood:
     """POST `count` incidents to `api` from `clients` threads as fast as it answers."""
     rng = random.Random(seed)
-    bodies = [incident(n, rng) for n in range(count)]
+    bodies = [incident(n, rng, "flood") for n in range(count)]
     result, lock = Flood(), threading.Lock()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     with httpx.Client(timeout=60, limits=limits) as http, ThreadPoolExecutor(clients) as pool:
