@@ -12,8 +12,9 @@ died between sending and marking, and the relay sent it again) changes nothing t
 A message can also be *held* (`enqueue(..., hold=True)`): written, but not published at commit,
 because the process that wrote it means to do the work itself straight away (the monitor task
 dispatching the case it has just triaged) and saves the trip through the broker. That work's
-transaction `take`s the message, which marks it published. If the process dies first, or the
-work fails, the message is simply unpublished: the relay sends it like any other.
+transaction `take`s the message, which marks it published. If that work fails, the caller
+`publish`es the message at once; if the process dies first, the message is simply
+unpublished, and the relay sends it like any other.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, Update, event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import session as orm_session
 
@@ -69,15 +70,19 @@ def enqueue(
     return message
 
 
+def _mark_published(ids: list[int]) -> Update:
+    """The rows among `ids` not yet published, marked published (one more attempt each)."""
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
+        .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
+    )
+
+
 def take(session: Session, message_id: int) -> bool:
     """Take a held message to act on here, in the caller's transaction: it is marked published,
     so the relay leaves it. False if the relay has published it already (its consumer acts)."""
-    taken = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.published_at.is_(None))
-        .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
-        .returning(OutboxMessage.id)
-    ).first()
+    taken = session.execute(_mark_published([message_id]).returning(OutboxMessage.id)).first()
     return taken is not None
 
 
@@ -202,14 +207,7 @@ class _Marks:
     def _mark(self, engine: Engine, ids: list[int]) -> None:
         try:
             with engine.begin() as connection:
-                connection.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
-                    .values(
-                        published_at=now(),
-                        publish_attempts=OutboxMessage.publish_attempts + 1,
-                    )
-                )
+                connection.execute(_mark_published(ids))
         except Exception as error:
             log.info(
                 "could not mark sent outbox messages; the relay will send them again",
@@ -241,10 +239,7 @@ def publish(engine: Engine, ids: list[int]) -> int:
     try:
         with engine.begin() as connection:
             claimed = connection.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
-                .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
-                .returning(
+                _mark_published(ids).returning(
                     OutboxMessage.id, OutboxMessage.task_name, OutboxMessage.payload,
                     OutboxMessage.publish_attempts,
                 )

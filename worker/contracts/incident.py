@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from worker.clock import now
 from worker.contracts.enums import Priority
 
 MAX_DESCRIPTION_CHARS = 4000
@@ -134,8 +135,6 @@ class Incident(_Strict):
     @field_validator("occurred_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
-        from worker.clock import now
-
         if value is not None and value > now() + OCCURRED_AT_AHEAD:
             raise ValueError(
                 "is in the future (more than an hour ahead of the server's clock): "

@@ -77,16 +77,15 @@ def queue_delivery(
     )
     if new_key:
         session.add(delivery)
-        enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=case.id)
-        return delivery
-    try:
-        with session.begin_nested():
-            session.add(delivery)
-    except IntegrityError:
-        # A concurrent caller queued the same thing and committed first: theirs stands.
-        raced = _existing(session, dedupe_key)
-        if raced is None:
-            raise
-        return raced
+    else:
+        try:
+            with session.begin_nested():
+                session.add(delivery)
+        except IntegrityError:
+            # A concurrent caller queued the same thing and committed first: theirs stands.
+            raced = _existing(session, dedupe_key)
+            if raced is None:
+                raise
+            return raced
     enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=case.id)
     return delivery
