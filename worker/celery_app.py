@@ -22,6 +22,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from worker.broker_transport import TRANSPORT
 from worker.config import Settings, get_settings
 from worker.metrics.counting import install_session_counting, install_task_timing
 
@@ -57,6 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         transport["global_keyprefix"] = settings.broker_key_prefix
     return {
         "broker_url": settings.broker_url,
+        "broker_transport": _transport_for(settings.broker_url),
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
@@ -84,10 +86,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _transport_for(url: str | None) -> str | None:
+    """kombu's Redis transport, sharing one client per channel (`worker.broker_transport`),
+    for redis:// and rediss:// URLs; any other URL keeps the transport its scheme names."""
+    scheme = (url or "").split("://", 1)[0].lower()
+    return TRANSPORT if scheme in ("redis", "rediss") else None
+
+
 def configure(settings: Settings | None = None) -> Celery:
     """Apply the settings to the app (again, after tests or `closeloop up` change them)."""
     config = celery_config(settings or get_settings())
-    changed = any(app.conf.get(k) != config[k] for k in ("broker_url", "broker_transport_options"))
+    keys = ("broker_url", "broker_transport", "broker_transport_options")
+    changed = any(app.conf.get(k) != config[k] for k in keys)
     app.conf.update(config)
     if changed:
         _drop_connection_pools()

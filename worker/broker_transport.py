@@ -1,0 +1,40 @@
+"""kombu's Redis transport, with one change: a channel reuses its client for the commands it
+runs outside the event loop (publish, ack, the unacked index) instead of building a new
+`redis.Redis` for each one.
+
+A `redis.Redis` is only a handle on a connection pool, and safe to share between threads;
+but building one costs redis-py 8 about 0.3 ms of CPU (it fills a table of response
+callbacks), and kombu builds one for every publish and two for every task it consumes.
+The client is built again whenever the channel replaces its pool (after a lost
+connection), so it never outlives the pool it points at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+
+#: The `broker_transport` setting that selects this transport (redis:// and rediss:// URLs).
+TRANSPORT = "worker.broker_transport:Transport"
+
+
+class Channel(kombu_redis.Channel):
+    _reused: tuple[Any, Any] | None = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        pool = self.pool
+        reused = self._reused
+        if reused is None or reused[0] is not pool:
+            reused = self._reused = (pool, self._create_client())  # type: ignore[no-untyped-call]
+        yield reused[1]
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
