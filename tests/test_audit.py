@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DatabaseError
 
 from tests.support.factories import SYSTEM, filed_case, walk_to
@@ -151,3 +151,23 @@ def test_verify_one_case(any_engine: Engine) -> None:
     report = verify(any_engine, case_id=first)
     assert report.ok
     assert (report.cases, report.events) == (1, 6)
+
+
+def test_an_event_is_written_in_one_flush_after_its_case_row(any_engine: Engine) -> None:
+    """The case row's version check must run before the event row is inserted: it is what
+    tells a concurrent writer apart (a clash on the event's sequence number would be a less
+    clear error). Both go in one flush, the case first."""
+    case_id = filed_case(any_engine)
+    written: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        written.append(" ".join(statement.split()[:3]))
+
+    with session_factory(any_engine)() as session, session.begin():
+        case = session.get_one(Case, case_id)
+        event.listen(any_engine, "before_cursor_execute", note)
+        try:
+            record(session, case, actor=SYSTEM, action="case.note", data={"text": "ok"})
+        finally:
+            event.remove(any_engine, "before_cursor_execute", note)
+    assert written == ["UPDATE cases SET", "INSERT INTO audit_events"]

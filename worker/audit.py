@@ -103,9 +103,9 @@ def append_event(
     event = AuditEvent(**fields, hash=chain_hash(**fields))
     case.audit_seq = event.seq
     case.audit_head = event.hash
-    # Write the case row first: its version check is what tells a concurrent writer apart.
+    # One flush writes the case row first (`AuditEvent.case` orders the two): its version
+    # check is what tells a concurrent writer apart.
     session.add(case)
-    flush_guarded(session, "case", case.id)
     session.add(event)
     flush_guarded(session, "case", case.id)
     return event

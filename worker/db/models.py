@@ -250,6 +250,13 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
+    # Never read; it is here so that one flush writes the case row (whose version check tells
+    # a concurrent writer apart) before the event row. Without it the unit of work has no
+    # order between the two tables and would insert the event first.
+    case: Mapped[Case] = relationship(
+        primaryjoin="foreign(AuditEvent.case_id) == Case.id", lazy="raise"
+    )
+
 
 class OutboxMessage(Base):
     """A message to publish once the transaction that wrote it commits (transactional outbox)."""
