@@ -11,7 +11,7 @@ pointed at a loopback receiver that verifies every signature. Then:
 2. steady: incidents filed over HTTP at --rate per second for --seconds, after 2 s of the
    same that are not measured (the warm-up: every process opens its connections and fills
    its caches): latency from the POST to `dispatched` (the audit event's time) and to the
-   webhook's arrival, median and p99;
+   webhook's arrival, median and p99; and the CPU time each process spent, per case;
 3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
    webhooks received per second, start to last arrival; and the CPU time each process (and
    PostgreSQL's backends, and Redis) spent on it, per case (`bench/cpu.py`).
@@ -181,6 +181,23 @@ def burst(
     return count / (last_dispatch.timestamp() - started), count / (last - started)
 
 
+def side_by_side(
+    steady: dict[str, float], steady_cases: int, burst: dict[str, float], burst_cases: int
+) -> list[str]:
+    if not burst:
+        return ["  (CPU by process: needs Linux's /proc)"]
+    rows = sorted(burst, key=lambda name: -burst[name])
+    lines = [
+        f"  {name:32s} {1000 * steady.get(name, 0) / steady_cases:6.1f} ms"
+        f" {1000 * burst[name] / burst_cases:8.1f} ms"
+        for name in rows
+    ]
+    total_steady = 1000 * sum(steady.values()) / steady_cases
+    total_burst = 1000 * sum(burst.values()) / burst_cases
+    lines.append(f"  {'all of these':32s} {total_steady:6.1f} ms {total_burst:8.1f} ms")
+    return lines
+
+
 def ms(values: list[float]) -> str:
     median, p99 = statistics.median(values) * 1000, percentile(values, 99) * 1000
     return f"median {median:7.1f} ms   p99 {p99:7.1f} ms"
@@ -223,7 +240,9 @@ def main() -> None:
         time.sleep(3)
         # Not measured: the first cases open every process's connections and fill its caches.
         steady(p, api, headers, args.rate, min(args.seconds, 2.0))
-        filed = steady(p, api, headers, args.rate, args.seconds)
+        with meter:
+            filed = steady(p, api, headers, args.rate, args.seconds)
+        steady_cpu = dict(meter.seconds)
         to_dispatch, to_webhook = latencies(p, filed)
         dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst, meter)
     print("\nbaseline: an empty task, same broker, queue and prefork pool of 2")
@@ -239,8 +258,8 @@ def main() -> None:
         f"  dispatched                 {dispatched_per_s:8.1f} cases/s  ({share:.2f} of baseline)"
     )
     print(f"  webhooks received          {delivered_per_s:8.1f} cases/s")
-    print("\nwhere the burst's CPU went, by process")
-    print("\n".join(meter.report(args.burst, "case")))
+    print(f"\nwhere the CPU went, by process, per case: at {args.rate:.0f}/s and in the burst")
+    print("\n".join(side_by_side(steady_cpu, len(filed), meter.seconds, args.burst)))
 
 
 if __name__ == "__main__":
