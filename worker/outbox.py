@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Update, event, select, update
+from sqlalchemy import Engine, Table, Update, event, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import session as orm_session
 
@@ -45,6 +45,7 @@ _ENGINE = "closeloop_outbox_engine"
 MARK_EVERY_S = 0.05
 
 _Pending = tuple[int, str, dict[str, Any]]  # outbox id, task name, payload
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 
 
 def enqueue(
@@ -54,36 +55,47 @@ def enqueue(
     *,
     case_id: str | None = None,
     hold: bool = False,
-) -> OutboxMessage:
+) -> int:
     """Write a message to publish once this transaction commits; with `hold`, one the caller
-    means to `take` and act on itself (the relay publishes it if that never happens)."""
+    means to `take` and act on itself (the relay publishes it if that never happens).
+    Returns the message's id.
+
+    The row is written with a plain INSERT on the session's connection, not as an ORM object:
+    nothing reads it back in this transaction, and the unit of work cost more than the
+    statement (objects the caller has added meanwhile are flushed as usual, later)."""
     # Import the Celery app now, inside the transaction: importing it installs session
     # listeners, and one installed while SQLAlchemy runs the after-commit listeners makes
     # that commit raise in its caller (the change committed, the caller sees an error).
     import worker.celery_app  # noqa: F401
 
-    message = OutboxMessage(task_name=task_name, payload=payload, case_id=case_id)
-    session.add(message)
-    session.flush()
+    message_id: int = (
+        session.connection()
+        .execute(
+            insert(_OUTBOX)
+            .values(task_name=task_name, payload=payload, case_id=case_id)
+            .returning(_OUTBOX.c.id)
+        )
+        .scalar_one()
+    )
     if not hold:
-        session.info.setdefault(_PENDING, []).append((message.id, task_name, payload))
-    return message
+        session.info.setdefault(_PENDING, []).append((message_id, task_name, payload))
+    return message_id
 
 
 def _mark_published(ids: list[int]) -> Update:
     """The rows among `ids` not yet published, marked published (one more attempt each)."""
     return (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
-        .values(published_at=now(), publish_attempts=OutboxMessage.publish_attempts + 1)
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(ids), _OUTBOX.c.published_at.is_(None))
+        .values(published_at=now(), publish_attempts=_OUTBOX.c.publish_attempts + 1)
     )
 
 
 def take(session: Session, message_id: int) -> bool:
     """Take a held message to act on here, in the caller's transaction: it is marked published,
     so the relay leaves it. False if the relay has published it already (its consumer acts)."""
-    taken = session.execute(_mark_published([message_id]).returning(OutboxMessage.id)).first()
-    return taken is not None
+    marked = _mark_published([message_id]).returning(_OUTBOX.c.id)
+    return session.connection().execute(marked).first() is not None
 
 
 @event.listens_for(orm_session.Session, "after_transaction_create")
@@ -240,8 +252,8 @@ def publish(engine: Engine, ids: list[int]) -> int:
         with engine.begin() as connection:
             claimed = connection.execute(
                 _mark_published(ids).returning(
-                    OutboxMessage.id, OutboxMessage.task_name, OutboxMessage.payload,
-                    OutboxMessage.publish_attempts,
+                    _OUTBOX.c.id, _OUTBOX.c.task_name, _OUTBOX.c.payload,
+                    _OUTBOX.c.publish_attempts,
                 )
             ).all()  # fmt: skip
             for message_id, task_name, payload, attempt in claimed:

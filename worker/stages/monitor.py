@@ -63,7 +63,7 @@ def triage(
         rules_version=decision.ruleset_version,
     )
     message = enqueue(session, DISPATCH, {"case_id": case.id}, case_id=case.id, hold=hold_dispatch)
-    return Triaged(CaseState.triaged, dispatch_message=message.id)
+    return Triaged(CaseState.triaged, dispatch_message=message)
 
 
 def incident_of(case: Case) -> Incident:
