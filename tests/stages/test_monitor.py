@@ -153,3 +153,14 @@ def test_without_coordinates_the_same_address_is_the_same_place(
     )
     _triage(pg_engine, second, ruleset)
     assert _case(pg_engine, second).merged_into_id == first
+
+
+def test_with_only_a_district_nothing_is_folded(pg_engine: Engine, ruleset: Ruleset) -> None:
+    """A district is too wide to be "the same place": without coordinates or an address, two
+    reports of the same kind stay two cases."""
+    first = _file(pg_engine, category="water.pipe_burst", location={"district": "gulou"})
+    _triage(pg_engine, first, ruleset)
+    second = _file(pg_engine, category="water.pipe_burst", location={"district": "gulou"})
+    _triage(pg_engine, second, ruleset)
+    assert _case(pg_engine, second).state == CaseState.triaged
+    assert _case(pg_engine, first).reporter_count == 1

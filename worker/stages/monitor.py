@@ -102,8 +102,9 @@ def _duplicate_of(session: Session, case: Case, policy: DuplicatePolicy | None) 
     Only cases received before this one qualify, so two reports triaged at the same moment
     can never be folded into each other.
     """
-    if policy is None:
-        return None
+    lat, lon = case.latitude, case.longitude
+    if policy is None or ((lat is None or lon is None) and not case.address):
+        return None  # no policy, or nothing to tell "here" by: no query to build
     window: timedelta = policy.window
     query = (
         select(Case)
@@ -116,21 +117,17 @@ def _duplicate_of(session: Session, case: Case, policy: DuplicatePolicy | None) 
         )
         .order_by(Case.received_at, Case.id)
     )
-    if case.latitude is not None and case.longitude is not None:
-        query = query.where(*_bounding_box(case.latitude, case.longitude, policy.radius_m))
+    if lat is not None and lon is not None:
+        query = query.where(*_bounding_box(lat, lon, policy.radius_m))
         for candidate in session.scalars(query.limit(200)):
             assert candidate.latitude is not None
             assert candidate.longitude is not None
-            distance = metres_between(
-                case.latitude, case.longitude, candidate.latitude, candidate.longitude
-            )
+            distance = metres_between(lat, lon, candidate.latitude, candidate.longitude)
             if distance <= policy.radius_m:
                 return candidate
         return None
-    if case.address:
-        # Without coordinates only the very same address (as normalised) counts as "here".
-        return session.scalars(query.where(Case.address == case.address).limit(1)).first()
-    return None
+    # Without coordinates only the very same address (as normalised) counts as "here".
+    return session.scalars(query.where(Case.address == case.address).limit(1)).first()
 
 
 def _bounding_box(lat: float, lon: float, radius_m: float) -> list[ColumnElement[bool]]:
