@@ -7,12 +7,15 @@ import json
 
 import pytest
 import redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
 
 from tests.support.factories import HOTLINE, incident
+from worker.audit import timeline
 from worker.db.guard import ConcurrentChange
 from worker.db.models import Case, OutboxMessage
-from worker.db.session import session_factory, transaction
+from worker.db.session import get_engine, session_factory, transaction
+from worker.lifecycle import record
 from worker.stages.intake import accept_incident
 from worker.tasks import pipeline
 from worker.tasks.names import DISPATCH
@@ -68,3 +71,49 @@ def test_a_failed_dispatch_right_after_triage_goes_to_the_dispatch_task_at_once(
     assert _state(pg_engine, case_id) == "triaged"
     assert _dispatch_message(pg_engine).published_at is not None  # not left to the relay
     assert DISPATCH in _queued_tasks(service)
+
+
+def test_dispatch_right_after_triage_does_not_read_the_case_again(
+    pg_engine: Engine, service: dict[str, str]
+) -> None:
+    case_id = _received(pg_engine)
+    read: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("SELECT cases."):
+            read.append(statement)
+
+    engine = get_engine()  # the one the task uses
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        pipeline.monitor(case_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert _state(pg_engine, case_id) == "dispatched"
+    assert len(read) == 1  # triage's own read; dispatch used the case as triage wrote it
+
+
+def test_a_change_between_triage_and_dispatch_is_caught_and_the_dispatch_task_takes_over(
+    pg_engine: Engine, service: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dispatch works on the case as triage left it; if someone wrote to the case in between
+    (here: a note on its timeline), the version guard refuses the stale write, and the held
+    message goes to the dispatch task, which reads the case afresh."""
+    real_take = pipeline.take
+
+    def someone_writes_first(session: Session, message_id: int) -> bool:
+        with transaction(pg_engine) as other:
+            case = other.get_one(Case, case_id)
+            record(other, case, actor=HOTLINE, action="case.note", data={"text": "meanwhile"})
+        return real_take(session, message_id)
+
+    monkeypatch.setattr(pipeline, "take", someone_writes_first)
+    case_id = _received(pg_engine)
+    pipeline.monitor(case_id)
+    assert _state(pg_engine, case_id) == "triaged"
+    assert DISPATCH in _queued_tasks(service)
+    pipeline.dispatch(case_id)  # what the worker that takes the message runs
+    assert _state(pg_engine, case_id) == "dispatched"
+    with session_factory(pg_engine)() as session:
+        actions = [e.action for e in timeline(session, case_id)]
+    assert actions == ["case.received", "case.triaged", "case.note", "case.dispatched"]

@@ -58,10 +58,10 @@ def _install_pipeline(moment: str, marker: Path) -> None:
 
     dispatch_here = pipeline.dispatch_here
 
-    def crash_around(case_id: str, message_id: int) -> None:
+    def crash_around(*args: Any) -> None:
         if moment == "pipeline:triaged":
             _crash_once(marker)
-        dispatch_here(case_id, message_id)
+        dispatch_here(*args)
         _crash_once(marker)
 
     pipeline.dispatch_here = crash_around
@@ -70,7 +70,7 @@ def _install_pipeline(moment: str, marker: Path) -> None:
 def _leave_dispatch_to_the_relay() -> None:
     from worker.tasks import pipeline
 
-    pipeline.dispatch_here = lambda case_id, message_id: None
+    pipeline.dispatch_here = lambda *args: None
 
 
 def _install(task_name: str, marker: Path) -> None:

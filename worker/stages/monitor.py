@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, select
@@ -35,6 +35,9 @@ class Triaged:
     state: CaseState
     merged_into: str | None = None
     dispatch_message: int | None = None  # the outbox message that sends it on to dispatch
+    # The case as triage wrote it (triaged, not merged), for a caller that dispatches it
+    # straight away without reading it again.
+    case: Case | None = field(default=None, compare=False, repr=False)
 
 
 def triage(
@@ -63,7 +66,7 @@ def triage(
         rules_version=decision.ruleset_version,
     )
     message = enqueue(session, DISPATCH, {"case_id": case.id}, case_id=case.id, hold=hold_dispatch)
-    return Triaged(CaseState.triaged, dispatch_message=message)
+    return Triaged(CaseState.triaged, dispatch_message=message, case=case)
 
 
 def incident_of(case: Case) -> Incident:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from structlog.contextvars import bound_contextvars
 
 from worker.celery_app import app
+from worker.db.models import Case
 from worker.db.session import get_engine, transaction
 from worker.logging import get_logger
 from worker.metrics.counting import timed_stage
@@ -32,20 +33,27 @@ def monitor(case_id: str) -> None:
         with transaction() as session:
             triaged = triage(session, case_id, rules_in_force(), hold_dispatch=True)
         if triaged is not None and triaged.dispatch_message is not None:
-            dispatch_here(case_id, triaged.dispatch_message)
+            dispatch_here(case_id, triaged.dispatch_message, triaged.case)
 
 
-def dispatch_here(case_id: str, message_id: int) -> None:
+def dispatch_here(case_id: str, message_id: int, triaged: Case | None = None) -> None:
     """Dispatch a case this process has just triaged, in a transaction of its own, instead of
     sending it through the broker to the dispatch task: the triage transaction held the
     dispatch message, and this one takes it. If dispatch fails here (a concurrent change to
     the case, the database gone), the held message is published at once and the dispatch
     task does the work with its usual retries; if the process dies first, the relay sends it
-    within seconds."""
+    within seconds.
+
+    `triaged`, the case as the triage transaction committed it, is used as it is instead of
+    being read again: if anyone changed the case in between, its version no longer matches,
+    dispatch's write fails on the version guard, and the dispatch task takes over."""
     try:
         with timed_stage("pipeline.dispatch"), transaction() as session:
             if take(session, message_id):
+                # Held here: the session's identity map holds a clean object only weakly.
+                known = session.merge(triaged, load=False) if triaged is not None else None
                 dispatch_case(session, case_id, rules_in_force())
+                del known
     except Exception as error:
         log.warning(
             "dispatch right after triage failed; the dispatch task takes it over",
