@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from tests.support.scripted_receiver import Receiver, Reply
 from tests.webhooks.conftest import (
@@ -360,3 +360,30 @@ def test_an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_next
     assert record_answer(pg_engine, slow, post(slow)) == "superseded"  # the slow one's 500
     done = delivery(pg_engine, delivery_id)
     assert (done.state, done.last_status) == ("delivered", 200)
+
+
+def test_recording_an_outcome_starts_from_the_claimed_row_instead_of_reading_it_again(
+    settings: Callable[..., None],
+    pg_engine: Engine,
+    receiver: Receiver,
+    departments: Departments,
+    clock: FrozenClock,
+) -> None:
+    departments.add("water", receiver.url)
+    case_id, task_id = case_with_task(pg_engine)
+    delivery_id = queue(pg_engine, case_id, task_id)
+    reads: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("SELECT deliveries."):
+            reads.append(statement)
+
+    event.listen(pg_engine, "before_cursor_execute", note)
+    try:
+        assert send_delivery(pg_engine, delivery_id, endpoints=departments) == "delivered"
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", note)
+    assert len(reads) == 1  # the claim's
+    done = delivery(pg_engine, delivery_id)
+    assert (done.state, done.attempts, done.last_status) == ("delivered", 1, 200)
+    assert actions(pg_engine, case_id) == ["delivery.succeeded"]

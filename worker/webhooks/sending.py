@@ -15,7 +15,7 @@ Three short steps, none holding a transaction open across the network:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -23,6 +23,7 @@ import httpx
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from worker import __version__
 from worker.clock import now
@@ -53,6 +54,9 @@ class Claim:
     body: bytes
     endpoint: Endpoint | None
     problem: str | None = None  # why it cannot be sent as configured: this attempt's failure
+    # The delivery row as the claim committed it: recording the outcome starts from it instead
+    # of reading it again (its version column catches anyone who wrote to it in between).
+    delivery: Delivery | None = field(default=None, compare=False, repr=False)
 
 
 def lease() -> timedelta:
@@ -128,6 +132,7 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
         body=envelope(delivery),
         endpoint=endpoint,
         problem=problem,
+        delivery=delivery,
     )
 
 
@@ -212,18 +217,23 @@ def _excerpt(response: httpx.Response) -> str:
 
 
 def record_answer(engine: Engine, claim: Claim, answer: Answer) -> str:
+    known = claim.delivery
     for attempt in range(RECORD_TRIES):
         try:
             with transaction(engine) as session:
-                return _record(session, claim, answer)
-        except ConcurrentChange:
-            # The case changed meanwhile (another stage wrote its timeline): write again.
+                return _record(session, claim, answer, known)
+        except (ConcurrentChange, StaleDataError):
+            # The case changed meanwhile (another stage wrote its timeline), or the delivery
+            # did (its lease ran out and another worker took it over): read both afresh and
+            # write again; the second finds the attempt superseded. (StaleDataError is the
+            # same version guard, met by an autoflush rather than a guarded flush.)
+            known = None
             if attempt == RECORD_TRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _record(session: Session, claim: Claim, answer: Answer) -> str:
+def _record(session: Session, claim: Claim, answer: Answer, known: Delivery | None) -> str:
     at = now()
     verdict = judge(answer, at)
     session.add(
@@ -236,7 +246,10 @@ def _record(session: Session, claim: Claim, answer: Answer) -> str:
             duration_ms=answer.duration_ms,
         )
     )
-    delivery = session.get_one(Delivery, claim.delivery_id)
+    if known is not None:  # as the claim left it; a stale one fails its version guard below
+        delivery = session.merge(known, load=False)
+    else:
+        delivery = session.get_one(Delivery, claim.delivery_id)
     if delivery.state != "sending" or delivery.attempts != claim.attempt_no:
         log.warning("attempt outlived its lease", delivery_id=delivery.id, attempt=claim.attempt_no)
         return "superseded"
