@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError
 
 from tests.support.factories import SYSTEM, filed_case, walk_to
+from tests.support.statements import recorded
 from tests.support.tamper import triggers_disabled
 from worker.audit import GENESIS, chain_hash, timeline, verify
 from worker.contracts.enums import CaseState as C
@@ -158,16 +159,9 @@ def test_an_event_is_written_in_one_flush_after_its_case_row(any_engine: Engine)
     tells a concurrent writer apart (a clash on the event's sequence number would be a less
     clear error). Both go in one flush, the case first."""
     case_id = filed_case(any_engine)
-    written: list[str] = []
-
-    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
-        written.append(" ".join(statement.split()[:3]))
-
     with session_factory(any_engine)() as session, session.begin():
         case = session.get_one(Case, case_id)
-        event.listen(any_engine, "before_cursor_execute", note)
-        try:
+        with recorded(any_engine) as statements:
             record(session, case, actor=SYSTEM, action="case.note", data={"text": "ok"})
-        finally:
-            event.remove(any_engine, "before_cursor_execute", note)
+    written = [" ".join(statement.split()[:3]) for statement in statements]
     assert written == ["UPDATE cases SET", "INSERT INTO audit_events"]

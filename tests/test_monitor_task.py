@@ -7,10 +7,11 @@ import json
 
 import pytest
 import redis
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import HOTLINE, incident
+from tests.support.statements import recorded
 from worker.audit import timeline
 from worker.db.guard import ConcurrentChange
 from worker.db.models import Case, OutboxMessage
@@ -77,18 +78,9 @@ def test_dispatch_right_after_triage_does_not_read_the_case_again(
     pg_engine: Engine, service: dict[str, str]
 ) -> None:
     case_id = _received(pg_engine)
-    read: list[str] = []
-
-    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().startswith("SELECT cases."):
-            read.append(statement)
-
-    engine = get_engine()  # the one the task uses
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with recorded(get_engine()) as statements:  # the engine the task uses
         pipeline.monitor(case_id)
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    read = [statement for statement in statements if statement.startswith("SELECT cases.")]
     assert _state(pg_engine, case_id) == "dispatched"
     assert len(read) == 1  # triage's own read; dispatch used the case as triage wrote it
 

@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 
 from tests.support.scripted_receiver import Receiver, Reply
+from tests.support.statements import recorded
 from tests.webhooks.conftest import (
     SUPERVISOR,
     Departments,
@@ -372,17 +373,9 @@ def test_recording_an_outcome_starts_from_the_claimed_row_instead_of_reading_it_
     departments.add("water", receiver.url)
     case_id, task_id = case_with_task(pg_engine)
     delivery_id = queue(pg_engine, case_id, task_id)
-    reads: list[str] = []
-
-    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().startswith("SELECT deliveries."):
-            reads.append(statement)
-
-    event.listen(pg_engine, "before_cursor_execute", note)
-    try:
+    with recorded(pg_engine) as statements:
         assert send_delivery(pg_engine, delivery_id, endpoints=departments) == "delivered"
-    finally:
-        event.remove(pg_engine, "before_cursor_execute", note)
+    reads = [statement for statement in statements if statement.startswith("SELECT deliveries.")]
     assert len(reads) == 1  # the claim's
     done = delivery(pg_engine, delivery_id)
     assert (done.state, done.attempts, done.last_status) == ("delivered", 1, 200)
