@@ -1,6 +1,6 @@
 """CPU per case, stage by stage, in one process: what closeloop's own code costs.
 
-    .venv/bin/python -m bench.stages [--cases 300]
+    .venv/bin/python -m bench.stages [--cases 100] [--profile DIR]
 
 `bench.pipeline` measures the whole pipeline, where two cores are shared by five processes and
 the figures wander with the machine's load. This one runs each stage of a case directly, one
@@ -72,14 +72,20 @@ def measure(engine: Engine, calls: Iterator[Callable[[], object]], count: int) -
     return Figures(cpu / count * 1000, wall / count * 1000, statements / count)
 
 
-def python_calls(calls: Iterator[Callable[[], object]], count: int) -> float:
+def python_calls(
+    calls: Iterator[Callable[[], object]], count: int, dump: Path | None = None
+) -> float:
     """Python function calls per case (cProfile's count, C functions included): unlike time,
-    the same on any machine and under any load, so small changes show."""
-    profile = cProfile.Profile()
+    the same on any machine and under any load, so small changes show. With `dump`, the
+    profile is also written there, for `python -m pstats` or snakeviz; its times are this
+    process's CPU time, so waiting for PostgreSQL or the receiver does not show as cost."""
+    profile = cProfile.Profile(time.process_time) if dump else cProfile.Profile()
     profile.enable()
     for _ in range(count):
         next(calls)()
     profile.disable()
+    if dump is not None:
+        profile.dump_stats(dump)
     return pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined,no-any-return]
 
 
@@ -102,6 +108,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="also write each stage's counted round as a cProfile file in DIR",
+    )
     args = parser.parse_args()
     print(describe())
     warm_up, count = 20, args.cases
@@ -163,8 +175,18 @@ def main() -> None:
                 rounds[name].append(measure(engine, calls, count))
         # The file stage runs on the test client's threads, which the profiler does not see.
         measure(engine, stages["file"], count)  # cases for the counted round
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
         calls_per_case = {
-            name: python_calls(calls, count) for name, calls in stages.items() if name != "file"
+            name: python_calls(
+                calls,
+                count,
+                args.profile / f"{name.replace(' + ', '-').replace(' ', '-')}.prof"
+                if args.profile
+                else None,
+            )
+            for name, calls in stages.items()
+            if name != "file"
         }
         flush_marks()
         results = {name: min(figures, key=lambda f: f.cpu_ms) for name, figures in rounds.items()}

@@ -17,14 +17,16 @@ from typing import Any
 
 import orjson
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState
-from worker.db.guard import flush_guarded
+from worker.db.guard import ConcurrentChange, flush_guarded
 from worker.db.models import AuditEvent, Case
+from worker.metrics.counting import note_written
 
 GENESIS = "0" * 64
 
@@ -86,20 +88,17 @@ def append_event(
     The case row carries the head; its version column makes two writers that both read the
     same head collide at flush instead of forking the chain.
     """
-    fields: dict[str, Any] = {
-        "case_id": case.id,
-        "seq": case.audit_seq + 1,
-        "at": now(),
-        "actor_kind": actor.kind.value,
-        "actor_id": actor.id,
-        "action": action,
-        "from_state": from_state.value if from_state else None,
-        "to_state": to_state.value if to_state else None,
-        # What is hashed must be exactly what is stored and read back: JSON-native values only.
-        "data": to_jsonable_python(data or {}),
-        "rules_version": rules_version,
-        "prev_hash": case.audit_head or GENESIS,
-    }
+    fields = _event_fields(
+        case.id,
+        case.audit_seq + 1,
+        case.audit_head,
+        actor=actor,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        data=data,
+        rules_version=rules_version,
+    )
     event = AuditEvent(**fields, hash=chain_hash(**fields))
     case.audit_seq = event.seq
     case.audit_head = event.hash
@@ -109,6 +108,118 @@ def append_event(
     session.add(event)
     flush_guarded(session, "case", case.id)
     return event
+
+
+def _event_fields(
+    case_id: str,
+    seq: int,
+    prev_hash: str | None,
+    *,
+    actor: Actor,
+    action: str,
+    from_state: CaseState | None = None,
+    to_state: CaseState | None = None,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "seq": seq,
+        "at": now(),
+        "actor_kind": actor.kind.value,
+        "actor_id": actor.id,
+        "action": action,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value if to_state else None,
+        # What is hashed must be exactly what is stored and read back: JSON-native values only.
+        "data": to_jsonable_python(data or {}),
+        "rules_version": rules_version,
+        "prev_hash": prev_hash or GENESIS,
+    }
+
+
+_CASES: Table = Case.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+# Built once: building a statement costs more Python than sending it.
+_READ_HEAD = select(_CASES.c.version, _CASES.c.audit_seq, _CASES.c.audit_head).where(
+    _CASES.c.id == bindparam("case_id")
+)
+_MOVE_HEAD = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("case_id"), _CASES.c.version == bindparam("read_version"))
+    .values(
+        version=bindparam("new_version"),
+        audit_seq=bindparam("new_seq"),
+        audit_head=bindparam("new_head"),
+        updated_at=bindparam("at"),
+    )
+)
+_ADD_EVENT = insert(_EVENTS)
+
+
+def append_note(
+    session: Session,
+    case_id: str,
+    *,
+    actor: Actor,
+    action: str,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> bool:
+    """An event that moves nothing but the chain (a delivery's outcome, say) on a case this
+    session has no object of; False if there is no such case.
+
+    It reads only the chain's head and the version, and writes them back under the same
+    version guard as `append_event` (a concurrent writer gets `ConcurrentChange`), with plain
+    statements: no case object is built, which is most of the work of a webhook's record
+    step. A case the session holds, or a savepoint (whose rollback must undo the count), goes
+    the ORM way instead, so the session never holds a case row older than the database's.
+    """
+    if session.in_nested_transaction() or _held(session, case_id):
+        case = session.get(Case, case_id)
+        if case is None:
+            return False
+        append_event(
+            session, case, actor=actor, action=action, data=data, rules_version=rules_version
+        )
+        return True
+    connection = session.connection()
+    head = connection.execute(_READ_HEAD, {"case_id": case_id}).one_or_none()
+    if head is None:
+        return False
+    version, seq, prev_hash = head
+    fields = _event_fields(
+        case_id,
+        seq + 1,
+        prev_hash,
+        actor=actor,
+        action=action,
+        data=data,
+        rules_version=rules_version,
+    )
+    digest = chain_hash(**fields)
+    moved = connection.execute(
+        _MOVE_HEAD,
+        {
+            "case_id": case_id,
+            "read_version": version,
+            "new_version": version + 1,
+            "new_seq": seq + 1,
+            "new_head": digest,
+            "at": fields["at"],
+        },
+    )
+    if moved.rowcount != 1:
+        raise ConcurrentChange("case", case_id)
+    connection.execute(_ADD_EVENT, {**fields, "hash": digest})
+    note_written(session, action)
+    return True
+
+
+def _held(session: Session, case_id: str) -> bool:
+    if identity_key(Case, case_id) in session.identity_map:
+        return True
+    return any(isinstance(obj, Case) and obj.id == case_id for obj in session.new)
 
 
 def timeline(session: Session, case_id: str) -> list[AuditEvent]:

@@ -55,6 +55,14 @@ def _note_events(session: Session, _: Any) -> None:
             pending.append((audit, facts))
 
 
+def note_written(session: Session, action: str) -> None:
+    """An event written with plain statements (no `AuditEvent` object; never inside a
+    savepoint) that changed no state: counted, like the others, when the transaction commits."""
+    if action in DELIVERY_OUTCOMES:
+        pending = session.info.setdefault(_PENDING, [])
+        pending.append((None, ("delivery", {"outcome": DELIVERY_OUTCOMES[action]})))
+
+
 def _facts(audit: AuditEvent, case: Case | None) -> tuple[str, dict[str, str]] | None:
     if audit.action == "case.received" and case is not None:
         return "received", {"category": case.category, "district": case.district or ""}
@@ -75,7 +83,7 @@ def _count_committed(session: Session) -> None:
 
     for audit, (kind, labels) in pending:
         # An event flushed inside a savepoint that was rolled back is transient again.
-        if inspect(audit).persistent:
+        if audit is None or inspect(audit).persistent:
             prometheus.count(kind, labels)
 
 

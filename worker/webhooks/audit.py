@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from worker.audit import append_note
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
-from worker.db.models import Case, Delivery
-from worker.lifecycle import record
+from worker.db.models import Delivery
+
+if TYPE_CHECKING:
+    from worker.webhooks.sending import Sending
 
 WEBHOOKS = Actor(kind=ActorKind.system, id="webhooks")
 
 
 def record_delivery(
     session: Session,
-    delivery: Delivery,
+    delivery: Delivery | Sending,
     action: str,
     *,
     actor: Actor = WEBHOOKS,
     **data: Any,
 ) -> None:
-    case = session.get(Case, delivery.case_id)
-    if case is None:
-        return  # a delivery about no case (never made by closeloop itself) has no timeline
-    record(
+    # A delivery about no case (never made by closeloop itself) has no timeline.
+    append_note(
         session,
-        case,
+        delivery.case_id,
         actor=actor,
         action=action,
         data={

@@ -9,13 +9,15 @@ again. The row is locked while read for a decision, so two workers never both pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker.clock import now
 from worker.db.models import Delivery, WebhookEndpoint
 from worker.webhooks.endpoints import Endpoint
 
@@ -30,36 +32,98 @@ class Gate:
     disabled: str | None = None
 
 
-def endpoint_state(session: Session, endpoint: Endpoint) -> WebhookEndpoint:
+@dataclass
+class Health:
+    """An endpoint's row (`WebhookEndpoint`) as this transaction locked it. The functions
+    below change it in memory; `save` writes back what changed. Plain statements, not ORM
+    objects: every webhook attempt reads it twice, and an ORM load costs several times more."""
+
+    department: str
+    url: str
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    consecutive_failures: int
+    circuit_open_until: datetime | None
+    read: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.url,
+            self.disabled_at,
+            self.disabled_reason,
+            self.consecutive_failures,
+            self.circuit_open_until,
+        )
+
+
+_ENDPOINTS: Table = WebhookEndpoint.__table__  # type: ignore[assignment]
+_COLUMNS = ("url", "disabled_at", "disabled_reason", "consecutive_failures", "circuit_open_until")
+_LOCK = (
+    select(_ENDPOINTS.c.department, *(_ENDPOINTS.c[name] for name in _COLUMNS))
+    .where(_ENDPOINTS.c.department == bindparam("department"))
+    .with_for_update()
+)
+_SAVE = (
+    update(_ENDPOINTS)
+    .where(_ENDPOINTS.c.department == bindparam("key"))
+    .values({name: bindparam(name) for name in (*_COLUMNS, "updated_at")})
+)
+_CREATE = insert(_ENDPOINTS)
+
+
+def lock(session: Session, department: str) -> Health | None:
+    """The department's endpoint row, locked for this transaction; None if it has none yet."""
+    row = session.connection().execute(_LOCK, {"department": department}).one_or_none()
+    if row is None:
+        return None
+    health = Health(*row)
+    health.read = health.values()
+    return health
+
+
+def save(session: Session, health: Health) -> None:
+    """Write what changed since `lock` (nothing, usually: a good answer to a closed circuit)."""
+    if health.values() == health.read:
+        return
+    changed = {name: getattr(health, name) for name in _COLUMNS}
+    session.connection().execute(_SAVE, {"key": health.department, **changed, "updated_at": now()})
+    health.read = health.values()
+
+
+def endpoint_state(session: Session, endpoint: Endpoint) -> Health:
     """The endpoint's row, locked for this transaction; made on first use, and made afresh
     when the rules give the department a new URL (a new endpoint, nothing against it)."""
-    state = session.get(WebhookEndpoint, endpoint.department, with_for_update=True)
-    if state is None:
+    health = lock(session, endpoint.department)
+    if health is None:
         try:
             with session.begin_nested():
-                state = WebhookEndpoint(
-                    department=endpoint.department, url=endpoint.url, consecutive_failures=0
+                session.connection().execute(
+                    _CREATE,
+                    {
+                        "department": endpoint.department,
+                        "url": endpoint.url,
+                        "consecutive_failures": 0,
+                        "updated_at": now(),
+                    },
                 )
-                session.add(state)
         except IntegrityError:
-            state = session.get(
-                WebhookEndpoint, endpoint.department, with_for_update=True, populate_existing=True
-            )
-            assert state is not None
-    if state.url != endpoint.url:
-        state.url = endpoint.url
-        reset(state)
-    return state
+            pass  # another worker made it first: lock theirs
+        health = lock(session, endpoint.department)
+        assert health is not None
+    if health.url != endpoint.url:
+        health.url = endpoint.url
+        reset(health)
+    return health
 
 
-def reset(state: WebhookEndpoint) -> None:
+def reset(state: Health) -> None:
     state.disabled_at = None
     state.disabled_reason = None
     state.consecutive_failures = 0
     state.circuit_open_until = None
 
 
-def gate(state: WebhookEndpoint, at: datetime, probe_lease: timedelta) -> Gate:
+def gate(state: Health, at: datetime, probe_lease: timedelta) -> Gate:
     if state.disabled_at is not None:
         return Gate(go=False, disabled=state.disabled_reason or "endpoint disabled")
     open_until = state.circuit_open_until
@@ -72,7 +136,7 @@ def gate(state: WebhookEndpoint, at: datetime, probe_lease: timedelta) -> Gate:
     return Gate(go=True, probe=True)
 
 
-def note_success(session: Session, state: WebhookEndpoint, at: datetime) -> None:
+def note_success(session: Session, state: Health, at: datetime) -> None:
     held_until = state.circuit_open_until
     state.consecutive_failures = 0
     state.circuit_open_until = None
@@ -90,9 +154,7 @@ def note_success(session: Session, state: WebhookEndpoint, at: datetime) -> None
         )
 
 
-def note_failure(
-    state: WebhookEndpoint, at: datetime, *, threshold: int, cooldown: timedelta
-) -> bool:
+def note_failure(state: Health, at: datetime, *, threshold: int, cooldown: timedelta) -> bool:
     """Count a failure; True when it opened (or re-opened) the circuit."""
     state.consecutive_failures += 1
     if state.consecutive_failures >= threshold:
@@ -101,7 +163,7 @@ def note_failure(
     return False
 
 
-def disable(state: WebhookEndpoint, at: datetime, reason: str) -> None:
+def disable(state: Health, at: datetime, reason: str) -> None:
     state.disabled_at = at
     state.disabled_reason = reason
     state.circuit_open_until = None

@@ -6,19 +6,25 @@ endpoint, on the same case (that is where the loss shows on a timeline).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
-from worker.db.models import Case, Delivery, WebhookEndpoint
+from worker.db.models import Case, Delivery
 from worker.logging import get_logger
+from worker.webhooks.circuit import Health
 from worker.webhooks.endpoints import EndpointUnusable, ops_department
 from worker.webhooks.payloads import case_summary
 from worker.webhooks.queue import ENDPOINT_DISABLED, queue_delivery
+
+if TYPE_CHECKING:
+    from worker.webhooks.sending import Sending
 
 log = get_logger("closeloop.webhooks")
 
 
 def tell_ops_endpoint_disabled(
-    session: Session, delivery: Delivery, endpoint: WebhookEndpoint
+    session: Session, delivery: Delivery | Sending, endpoint: Health
 ) -> Delivery | None:
     try:
         ops = ops_department()

@@ -15,7 +15,7 @@ from worker.clock import now
 from worker.config import get_settings
 from worker.contracts.audit import Actor
 from worker.db.guard import flush_guarded
-from worker.db.models import Delivery, WebhookEndpoint
+from worker.db.models import Delivery
 from worker.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks import circuit
@@ -112,9 +112,9 @@ def dead_ids(
 
 def enable_endpoint(session: Session, department: str) -> bool:
     """Undo a 410 (the department says its endpoint is back) and close its circuit."""
-    state = session.get(WebhookEndpoint, department, with_for_update=True)
+    state = circuit.lock(session, department)
     if state is None:
         return False
     circuit.reset(state)
-    session.flush()
+    circuit.save(session, state)
     return True

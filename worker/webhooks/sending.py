@@ -15,21 +15,22 @@ Three short steps, none holding a transaction open across the network:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from worker import __version__
 from worker.clock import now
 from worker.config import get_settings
-from worker.db.guard import ConcurrentChange, flush_guarded
-from worker.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from worker.db.guard import ConcurrentChange
+from worker.db.models import Delivery, DeliveryAttempt
 from worker.db.session import transaction
 from worker.logging import get_logger
 from worker.webhooks import circuit
@@ -46,6 +47,82 @@ EXCERPT_BYTES = 512
 RECORD_TRIES = 3
 
 
+@dataclass
+class Sending:
+    """A delivery's row as this attempt read it: what the attempt needs, and the columns it
+    changes, which `write` puts back under the row's version. Plain statements rather than
+    ORM objects: they are most of what an attempt costs, and an ORM load and flush cost
+    several times what the statements do."""
+
+    id: str
+    webhook_id: str
+    case_id: str
+    department: str
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts_before_replay: int
+    version: int
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[assignment]
+_CHANGING = ("state", "attempts", "next_attempt_at", "last_status", "last_error", "delivered_at")
+_READ = select(*(_DELIVERIES.c[name] for name in Sending.__dataclass_fields__)).where(
+    _DELIVERIES.c.id == bindparam("key")
+)
+_WRITE = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("key"), _DELIVERIES.c.version == bindparam("read"))
+    .values({name: bindparam(name) for name in (*_CHANGING, "version", "updated_at")})
+)
+_ADD_ATTEMPT = insert(_ATTEMPTS)
+
+
+def read(session: Session, delivery_id: str) -> Sending | None:
+    row = session.connection().execute(_READ, {"key": delivery_id}).one_or_none()
+    return None if row is None else Sending(*row)
+
+
+def write(session: Session, delivery: Sending) -> None:
+    """Write the changing columns back, if the row is still at the version read (else
+    `ConcurrentChange`: another worker claimed it, or the lease ran out and it moved on)."""
+    moved = session.connection().execute(
+        _WRITE,
+        {
+            **{name: getattr(delivery, name) for name in _CHANGING},
+            "key": delivery.id,
+            "read": delivery.version,
+            "version": delivery.version + 1,
+            "updated_at": now(),
+        },
+    )
+    if moved.rowcount != 1:
+        raise ConcurrentChange("delivery", delivery.id)
+    delivery.version += 1
+
+
+def add_attempt(session: Session, delivery_id: str, attempt_no: int, **values: Any) -> None:
+    """One row of the delivery's attempt log (`DeliveryAttempt`)."""
+    session.connection().execute(
+        _ADD_ATTEMPT,
+        {
+            "delivery_id": delivery_id,
+            "attempt_no": attempt_no,
+            "status_code": None,
+            "error": None,
+            "duration_ms": None,
+            **values,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Claim:
     delivery_id: str
@@ -56,7 +133,7 @@ class Claim:
     problem: str | None = None  # why it cannot be sent as configured: this attempt's failure
     # The delivery row as the claim committed it: recording the outcome starts from it instead
     # of reading it again (its version column catches anyone who wrote to it in between).
-    delivery: Delivery | None = field(default=None, compare=False, repr=False)
+    delivery: Sending | None = field(default=None, compare=False, repr=False)
 
 
 def lease() -> timedelta:
@@ -78,23 +155,22 @@ def send_delivery(
     return record_answer(engine, claim, answer)
 
 
-def is_due(delivery: Delivery, at: datetime) -> bool:
+def is_due(delivery: Delivery | Sending, at: datetime) -> bool:
     if delivery.state == "queued":
         return True  # the scan decided it is due; this is the send it queued
     due = delivery.next_attempt_at
     return delivery.state in WAITING and due is not None and due <= at
 
 
-def note_lost_attempt(session: Session, delivery: Delivery) -> None:
+def note_lost_attempt(session: Session, delivery: Delivery | Sending) -> None:
     """A `sending` delivery whose lease ran out: its worker stopped mid-send."""
     if delivery.state == "sending":
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                attempt_no=delivery.attempts,
-                at=now(),
-                error="no outcome recorded: the worker stopped mid-send and its lease ran out",
-            )
+        add_attempt(
+            session,
+            delivery.id,
+            delivery.attempts,
+            at=now(),
+            error="no outcome recorded: the worker stopped mid-send and its lease ran out",
         )
 
 
@@ -109,7 +185,7 @@ def claim_delivery(engine: Engine, delivery_id: str, endpoints: EndpointLookup) 
 
 def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Claim | str:
     at = now()
-    delivery = session.get(Delivery, delivery_id)
+    delivery = read(session, delivery_id)
     if delivery is None or not is_due(delivery, at):
         return "not due"
     note_lost_attempt(session, delivery)
@@ -124,7 +200,7 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
     delivery.state = "sending"
     delivery.attempts += 1
     delivery.next_attempt_at = at + lease()
-    flush_guarded(session, "delivery", delivery.id)
+    write(session, delivery)
     return Claim(
         delivery_id=delivery.id,
         webhook_id=delivery.webhook_id,
@@ -136,10 +212,11 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
     )
 
 
-def _gate(session: Session, delivery: Delivery, endpoint: Endpoint, at: datetime) -> str | None:
+def _gate(session: Session, delivery: Sending, endpoint: Endpoint, at: datetime) -> str | None:
     """None when the delivery may go now; else what became of it instead."""
     state = circuit.endpoint_state(session, endpoint)
     decision = circuit.gate(state, at, lease())
+    circuit.save(session, state)  # a new URL's fresh start, or the probe's lease
     if decision.disabled is not None:
         _bury(session, delivery, f"endpoint disabled: {decision.disabled}")
         return "dead"
@@ -147,12 +224,12 @@ def _gate(session: Session, delivery: Delivery, endpoint: Endpoint, at: datetime
         # Held by the open circuit: not an attempt, so nothing is counted.
         delivery.state = "pending"
         delivery.next_attempt_at = decision.hold_until
-        flush_guarded(session, "delivery", delivery.id)
+        write(session, delivery)
         return "held"
     return None
 
 
-def envelope(delivery: Delivery) -> bytes:
+def envelope(delivery: Sending) -> bytes:
     """The body, the same bytes on every attempt (the signature covers them)."""
     return orjson.dumps(
         {
@@ -233,29 +310,27 @@ def record_answer(engine: Engine, claim: Claim, answer: Answer) -> str:
     raise AssertionError("unreachable")
 
 
-def _record(session: Session, claim: Claim, answer: Answer, known: Delivery | None) -> str:
+def _record(session: Session, claim: Claim, answer: Answer, known: Sending | None) -> str:
     at = now()
     verdict = judge(answer, at)
-    session.add(
-        DeliveryAttempt(
-            delivery_id=claim.delivery_id,
-            attempt_no=claim.attempt_no,
-            at=answer.started_at,
-            status_code=answer.status,
-            error=verdict.error if verdict.outcome is not Outcome.delivered else None,
-            duration_ms=answer.duration_ms,
-        )
+    add_attempt(
+        session,
+        claim.delivery_id,
+        claim.attempt_no,
+        at=answer.started_at,
+        status_code=answer.status,
+        error=verdict.error if verdict.outcome is not Outcome.delivered else None,
+        duration_ms=answer.duration_ms,
     )
-    if known is not None:  # as the claim left it; a stale one fails its version guard below
-        delivery = session.merge(known, load=False)
-    else:
-        delivery = session.get_one(Delivery, claim.delivery_id)
+    # As the claim left it (a stale copy fails its version guard when written), or afresh.
+    delivery = replace(known) if known is not None else read(session, claim.delivery_id)
+    if delivery is None:
+        raise LookupError(f"delivery {claim.delivery_id} is gone")
     if delivery.state != "sending" or delivery.attempts != claim.attempt_no:
         log.warning("attempt outlived its lease", delivery_id=delivery.id, attempt=claim.attempt_no)
         return "superseded"
     delivery.last_status = answer.status
-    with session.no_autoflush:  # the outcome below writes the delivery once, under its guard
-        state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
+    state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
     if verdict.outcome is Outcome.delivered:
         return _delivered(session, delivery, state, at, answer)
     if verdict.outcome is Outcome.gone:
@@ -265,8 +340,8 @@ def _record(session: Session, claim: Claim, answer: Answer, known: Delivery | No
 
 def _delivered(
     session: Session,
-    delivery: Delivery,
-    state: WebhookEndpoint | None,
+    delivery: Sending,
+    state: circuit.Health | None,
     at: datetime,
     answer: Answer,
 ) -> str:
@@ -276,7 +351,8 @@ def _delivered(
     delivery.last_error = None
     if state is not None:
         circuit.note_success(session, state, at)
-    flush_guarded(session, "delivery", delivery.id)
+        circuit.save(session, state)
+    write(session, delivery)
     record_delivery(
         session,
         delivery,
@@ -290,8 +366,8 @@ def _delivered(
 
 def _failed(
     session: Session,
-    delivery: Delivery,
-    state: WebhookEndpoint | None,
+    delivery: Sending,
+    state: circuit.Health | None,
     at: datetime,
     verdict: Verdict,
 ) -> str:
@@ -303,6 +379,7 @@ def _failed(
             threshold=settings.webhook_circuit_failures,
             cooldown=parse_duration(settings.webhook_circuit_cooldown),
         )
+        circuit.save(session, state)
         if opened:
             until = str(state.circuit_open_until)
             log.warning("circuit open", department=state.department, until=until)
@@ -328,14 +405,14 @@ def _failed(
         return "dead"
     delivery.state = "pending"
     delivery.next_attempt_at = due
-    flush_guarded(session, "delivery", delivery.id)
+    write(session, delivery)
     return "retry"
 
 
 def _gone(
     session: Session,
-    delivery: Delivery,
-    state: WebhookEndpoint | None,
+    delivery: Sending,
+    state: circuit.Health | None,
     at: datetime,
     verdict: Verdict,
 ) -> str:
@@ -344,16 +421,17 @@ def _gone(
     reason = f"{verdict.error} (delivery {delivery.id}, {at.isoformat()})"
     if state is not None:
         circuit.disable(state, at, reason)
+        circuit.save(session, state)
         record_delivery(session, delivery, "delivery.endpoint_disabled", url=state.url, status=410)
         tell_ops_endpoint_disabled(session, delivery, state)
     _bury(session, delivery, verdict.error or "endpoint gone")
     return "disabled"
 
 
-def _bury(session: Session, delivery: Delivery, reason: str) -> None:
+def _bury(session: Session, delivery: Sending, reason: str) -> None:
     """A dead letter: kept, listed for supervisors, replayable with the same webhook-id."""
     delivery.state = "dead"
     delivery.next_attempt_at = None
     delivery.last_error = reason
-    flush_guarded(session, "delivery", delivery.id)
+    write(session, delivery)
     record_delivery(session, delivery, "delivery.dead", attempts=delivery.attempts, reason=reason)
