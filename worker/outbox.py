@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, Update, event, insert, select, update
+from sqlalchemy import Engine, Table, Update, bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import session as orm_session
 
@@ -48,6 +48,8 @@ MARK_EVERY_S = 0.5
 
 _Pending = tuple[int, str, dict[str, Any]]  # outbox id, task name, payload
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+# Built once: building a statement costs more Python than sending it.
+_ADD = insert(_OUTBOX).returning(_OUTBOX.c.id)
 
 
 def enqueue(
@@ -72,11 +74,7 @@ def enqueue(
 
     message_id: int = (
         session.connection()
-        .execute(
-            insert(_OUTBOX)
-            .values(task_name=task_name, payload=payload, case_id=case_id)
-            .returning(_OUTBOX.c.id)
-        )
+        .execute(_ADD, {"task_name": task_name, "payload": payload, "case_id": case_id})
         .scalar_one()
     )
     if not hold:
@@ -93,11 +91,19 @@ def _mark_published(ids: list[int]) -> Update:
     )
 
 
+_TAKE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("message_id"), _OUTBOX.c.published_at.is_(None))
+    .values(published_at=bindparam("at"), publish_attempts=_OUTBOX.c.publish_attempts + 1)
+    .returning(_OUTBOX.c.id)
+)
+
+
 def take(session: Session, message_id: int) -> bool:
     """Take a held message to act on here, in the caller's transaction: it is marked published,
     so the relay leaves it. False if the relay has published it already (its consumer acts)."""
-    marked = _mark_published([message_id]).returning(_OUTBOX.c.id)
-    return session.connection().execute(marked).first() is not None
+    marked = session.connection().execute(_TAKE, {"message_id": message_id, "at": now()})
+    return marked.first() is not None
 
 
 @event.listens_for(orm_session.Session, "after_transaction_create")

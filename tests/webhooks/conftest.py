@@ -128,7 +128,7 @@ def queue(
     with transaction(engine) as session:
         case = session.get_one(Case, case_id)
         task = session.get(Task, task_id) if task_id else None
-        delivery = queue_delivery(
+        return queue_delivery(
             session,
             case=case,
             task=task,
@@ -137,7 +137,6 @@ def queue(
             payload=build_payload(case, task, share_contact=share_contact),
             dedupe_key=key or f"{event_type}:{task_id or case_id}:{department}",
         )
-        return delivery.id
 
 
 def drive(engine: Engine, departments: Departments) -> list[str]:

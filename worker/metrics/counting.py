@@ -50,26 +50,31 @@ def _note_events(session: Session, _: Any) -> None:
     cases = {obj.id: obj for obj in session if isinstance(obj, Case)}
     pending = session.info.setdefault(_PENDING, [])
     for audit in written:
-        facts = _facts(audit, cases.get(audit.case_id))
+        facts = _facts(audit.action, audit.to_state, cases.get(audit.case_id))
         if facts is not None:
             pending.append((audit, facts))
 
 
-def note_written(session: Session, action: str) -> None:
-    """An event written with plain statements (no `AuditEvent` object; never inside a
-    savepoint) that changed no state: counted, like the others, when the transaction commits."""
-    if action in DELIVERY_OUTCOMES:
-        pending = session.info.setdefault(_PENDING, [])
-        pending.append((None, ("delivery", {"outcome": DELIVERY_OUTCOMES[action]})))
+def note_written(
+    session: Session, action: str, to_state: str | None = None, case: Case | None = None
+) -> None:
+    """An event written with a plain statement rather than as an `AuditEvent` object (never
+    inside a savepoint, whose rollback this could not see): counted, like the others, when
+    the transaction commits."""
+    facts = _facts(action, to_state, case)
+    if facts is not None:
+        session.info.setdefault(_PENDING, []).append((None, facts))
 
 
-def _facts(audit: AuditEvent, case: Case | None) -> tuple[str, dict[str, str]] | None:
-    if audit.action == "case.received" and case is not None:
+def _facts(
+    action: str, to_state: str | None, case: Case | None
+) -> tuple[str, dict[str, str]] | None:
+    if action == "case.received" and case is not None:
         return "received", {"category": case.category, "district": case.district or ""}
-    if audit.to_state == "closed" and case is not None:
+    if to_state == "closed" and case is not None:
         return "closed", {"department": case.lead_department or ""}
-    if audit.action in DELIVERY_OUTCOMES:
-        return "delivery", {"outcome": DELIVERY_OUTCOMES[audit.action]}
+    if action in DELIVERY_OUTCOMES:
+        return "delivery", {"outcome": DELIVERY_OUTCOMES[action]}
     return None
 
 

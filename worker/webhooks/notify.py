@@ -25,7 +25,7 @@ log = get_logger("closeloop.webhooks")
 
 def tell_ops_endpoint_disabled(
     session: Session, delivery: Delivery | Sending, endpoint: Health
-) -> Delivery | None:
+) -> str | None:
     try:
         ops = ops_department()
     except EndpointUnusable as error:
