@@ -13,19 +13,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Insert, Table, bindparam, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState
 from worker.db.guard import ConcurrentChange, flush_guarded
-from worker.db.models import AuditEvent, Case
+from worker.db.models import AuditEvent, Case, Reporter
 from worker.metrics.counting import note_written
 
 GENESIS = "0" * 64
@@ -222,6 +223,64 @@ def append_note(
     connection.execute(_ADD_EVENT, {**fields, "hash": digest})
     note_written(session, action)
     return True
+
+
+_REPORTERS: Table = Reporter.__table__  # type: ignore[assignment]
+_ADD_REPORTER = insert(_REPORTERS)
+
+
+@lru_cache(maxsize=4)
+def _insert_new_case(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the dialect's own words."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if dialect == "sqlite":
+        return sqlite.insert(_CASES).on_conflict_do_nothing().returning(_CASES.c.id)
+    return postgresql.insert(_CASES).on_conflict_do_nothing().returning(_CASES.c.id)
+
+
+def open_case_row(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+    reporter: dict[str, str | None] | None = None,
+) -> bool:
+    """See `worker.lifecycle.open_case`, the one caller."""
+    fields = _event_fields(
+        case.id,
+        1,
+        None,
+        actor=actor,
+        action="case.received",
+        to_state=CaseState.received,
+        data=data,
+    )
+    digest = chain_hash(**fields)
+    case.state, case.version = CaseState.received.value, 1
+    case.audit_seq, case.audit_head = 1, digest
+    case.received_at = case.updated_at = fields["at"]
+    row = {column.key: value for column, value in _set_columns(case)}
+    connection = session.connection()
+    inserted = connection.execute(_insert_new_case(connection.dialect.name), row).first()
+    if inserted is None:
+        return False
+    connection.execute(_ADD_EVENT, {**fields, "hash": digest})
+    if reporter is not None:
+        connection.execute(_ADD_REPORTER, {"case_id": case.id, **reporter})
+    # In the session as if just loaded: what was not set (column defaults) loads on first use.
+    make_transient_to_detached(case)
+    session.add(case)
+    note_written(session, "case.received", CaseState.received.value, case)
+    return True
+
+
+def _set_columns(case: Case) -> Iterator[tuple[Any, Any]]:
+    state = inspect(case).dict
+    for column in _CASES.columns:
+        if column.key in state:
+            yield column, state[column.key]
 
 
 def _held(session: Session, case_id: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from worker.audit import append_event
+from worker.audit import append_event, open_case_row
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState as C
 from worker.contracts.enums import TaskState as T
@@ -75,17 +75,22 @@ class TransitionRefused(Exception):
 
 
 def open_case(
-    session: Session, case: Case, *, actor: Actor, data: dict[str, Any] | None = None
-) -> AuditEvent:
-    """The first move of every case: (new) → received."""
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+    reporter: dict[str, str | None] | None = None,
+) -> bool:
+    """The first move of every case: (new) → received. Inserts `case` (a new object) with its
+    first audit event, and its reporter if any; False, writing nothing, when the case's unique
+    keys (idempotency key; source and external id) clash with a case already there.
+
+    Plain statements, the case row's `ON CONFLICT DO NOTHING` instead of a savepoint: a
+    filing is the API's busiest write. The object then joins the session as if loaded."""
     if case.audit_seq:
         raise ValueError(f"case {case.id} was opened already")
-    case.audit_seq, case.audit_head = 0, None
-    case.state = C.received.value
-    session.add(case)
-    return append_event(
-        session, case, actor=actor, action="case.received", to_state=C.received, data=data
-    )
+    return open_case_row(session, case, actor=actor, data=data, reporter=reporter)
 
 
 def transition(

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.contracts.audit import Actor
 from worker.contracts.incident import Incident
-from worker.db.models import Case, Reporter, new_id
+from worker.db.models import Case, new_id
 from worker.lifecycle import open_case
 from worker.outbox import enqueue
 from worker.tasks.names import MONITOR
@@ -74,34 +73,28 @@ def accept_incident(
     the earlier case: that saves a look-up on every new filing.
     """
     case = case_from_incident(incident, idempotency_key)
-    try:
-        with session.begin_nested():
-            open_case(
-                session,
-                case,
-                actor=actor,
-                data={
-                    "category": incident.category,
-                    "source": incident.source,
-                    "title": incident.title,
-                },
-            )
-            if incident.reporter is not None:
-                reporter = incident.reporter
-                session.add(
-                    Reporter(
-                        case=case,
-                        name=reporter.name,
-                        phone=reporter.phone,
-                        email=str(reporter.email) if reporter.email else None,
-                    )
-                )
-            session.flush()
-        enqueue(session, MONITOR, {"case_id": case.id}, case_id=case.id)
-    except IntegrityError:
+    reporter = incident.reporter
+    opened = open_case(
+        session,
+        case,
+        actor=actor,
+        data={"category": incident.category, "source": incident.source, "title": incident.title},
+        reporter=None
+        if reporter is None
+        else {
+            "name": reporter.name,
+            "phone": reporter.phone,
+            "email": str(reporter.email) if reporter.email else None,
+        },
+    )
+    if not opened:
         # A repeat: an earlier filing (or a concurrent one, just committed) holds the key.
         repeat = find_repeat(session, incident, idempotency_key)
         if repeat is None:
-            raise
+            raise RuntimeError(
+                f"case {case.id} clashed with a case already there, yet no earlier filing "
+                "has its keys"
+            )
         return Accepted(repeat, created=False)
+    enqueue(session, MONITOR, {"case_id": case.id}, case_id=case.id)
     return Accepted(case, created=True)
