@@ -5,14 +5,15 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DatabaseError
 
 from tests.support.factories import SYSTEM, filed_case, walk_to
 from tests.support.statements import recorded
 from tests.support.tamper import triggers_disabled
-from worker.audit import GENESIS, chain_hash, timeline, verify
+from worker.audit import GENESIS, append_note, chain_hash, timeline, verify
 from worker.contracts.enums import CaseState as C
+from worker.db.guard import ConcurrentChange
 from worker.db.models import Case
 from worker.db.session import session_factory
 from worker.lifecycle import record
@@ -154,10 +155,10 @@ def test_verify_one_case(any_engine: Engine) -> None:
     assert (report.cases, report.events) == (1, 6)
 
 
-def test_an_event_is_written_in_one_flush_after_its_case_row(any_engine: Engine) -> None:
+def test_an_event_is_written_after_its_case_row(any_engine: Engine) -> None:
     """The case row's version check must run before the event row is inserted: it is what
     tells a concurrent writer apart (a clash on the event's sequence number would be a less
-    clear error). Both go in one flush, the case first."""
+    clear error). The case first, then the event; nothing else."""
     case_id = filed_case(any_engine)
     with session_factory(any_engine)() as session, session.begin():
         case = session.get_one(Case, case_id)
@@ -165,3 +166,63 @@ def test_an_event_is_written_in_one_flush_after_its_case_row(any_engine: Engine)
             record(session, case, actor=SYSTEM, action="case.note", data={"text": "ok"})
     written = [" ".join(statement.split()[:3]) for statement in statements]
     assert written == ["UPDATE cases SET", "INSERT INTO audit_events"]
+
+
+def test_in_a_savepoint_the_event_still_follows_its_case_row(any_engine: Engine) -> None:
+    """There the event is an ORM object (so that a rolled-back savepoint takes it back), and
+    `AuditEvent.case` is what orders the two rows in the flush."""
+    case_id = filed_case(any_engine)
+    with session_factory(any_engine)() as session, session.begin():
+        case = session.get_one(Case, case_id)
+        with session.begin_nested(), recorded(any_engine) as statements:
+            record(session, case, actor=SYSTEM, action="case.note", data={"text": "ok"})
+    written = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SAVEPOINT")]
+    assert written == ["UPDATE cases SET", "INSERT INTO audit_events"]
+    assert verify(any_engine, case_id=case_id).ok
+
+
+def test_a_note_on_a_case_the_session_does_not_hold_reads_only_its_head(
+    any_engine: Engine,
+) -> None:
+    case_id = filed_case(any_engine)
+    with (
+        session_factory(any_engine)() as session,
+        session.begin(),
+        recorded(any_engine) as statements,
+    ):
+        assert append_note(session, case_id, actor=SYSTEM, action="case.note")
+        assert not append_note(session, "no-such-case", actor=SYSTEM, action="case.note")
+    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE", "INSERT", "SELECT"]
+    assert statements[0].startswith("SELECT cases.version, cases.audit_seq, cases.audit_head FROM")
+    with session_factory(any_engine)() as session:
+        assert timeline(session, case_id)[-1].action == "case.note"
+    assert verify(any_engine, case_id=case_id).ok
+
+
+def test_a_note_meeting_a_concurrent_writer_is_refused(pg_engine: Engine) -> None:
+    """Someone else moves the case between the note's read of the head and its write: the
+    note must fail on the version guard, not fork the chain."""
+    case_id = filed_case(pg_engine)
+
+    meddled: list[str] = []
+
+    def meddle(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("SELECT cases.version, cases.audit_seq") and not meddled:
+            meddled.append(statement)
+            with session_factory(pg_engine)() as other, other.begin():
+                record(other, other.get_one(Case, case_id), actor=SYSTEM, action="case.other")
+
+    event.listen(pg_engine, "after_cursor_execute", meddle)
+    try:
+        with (
+            pytest.raises(ConcurrentChange),
+            session_factory(pg_engine)() as session,
+            session.begin(),
+        ):
+            append_note(session, case_id, actor=SYSTEM, action="case.note")
+    finally:
+        event.remove(pg_engine, "after_cursor_execute", meddle)
+    assert meddled
+    with session_factory(pg_engine)() as session:
+        assert [e.action for e in timeline(session, case_id)][-1] == "case.other"
+    assert verify(pg_engine, case_id=case_id).ok

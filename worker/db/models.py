@@ -250,9 +250,10 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    # Never read; it is here so that one flush writes the case row (whose version check tells
-    # a concurrent writer apart) before the event row. Without it the unit of work has no
-    # order between the two tables and would insert the event first.
+    # Never read; it is here so that where an event is an ORM object (written in a savepoint,
+    # see `worker.audit.append_event`), one flush writes the case row (whose version check
+    # tells a concurrent writer apart) before the event row. Without it the unit of work has
+    # no order between the two tables and would insert the event first.
     case: Mapped[Case] = relationship(
         primaryjoin="foreign(AuditEvent.case_id) == Case.id", lazy="raise"
     )
