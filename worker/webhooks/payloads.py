@@ -3,11 +3,15 @@ to act on it. The citizen's contact is included only where the route says `share
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, bindparam, inspect, select
+from sqlalchemy.orm import object_session
+
 from worker.config import get_settings
-from worker.db.models import Case, Task
+from worker.db.models import Case, Reporter, Task
 
 TASK_ACTIONS = ("accept", "progress", "resolve", "return")
 
@@ -59,8 +63,24 @@ def links(case: Case, task: Task | None) -> dict[str, str]:
     return found
 
 
+_REPORTERS: Table = Reporter.__table__  # type: ignore[assignment]
+_CONTACTS = (
+    select(_REPORTERS.c.name, _REPORTERS.c.phone, _REPORTERS.c.email)
+    .where(_REPORTERS.c.case_id == bindparam("case_id"))
+    .order_by(_REPORTERS.c.id)
+)
+
+
 def contacts(case: Case) -> list[dict[str, str | None]]:
-    return [{"name": r.name, "phone": r.phone, "email": r.email} for r in case.reporters]
+    session = object_session(case)
+    if session is None or "reporters" in inspect(case).dict:
+        reporters: Iterable[Any] = case.reporters
+    else:
+        # Read with a plain statement rather than by loading the collection (its objects are
+        # not needed, and loading them costs several times more); pending rows go first.
+        session.flush()
+        reporters = session.connection().execute(_CONTACTS, {"case_id": case.id})
+    return [{"name": r.name, "phone": r.phone, "email": r.email} for r in reporters]
 
 
 def build_payload(
