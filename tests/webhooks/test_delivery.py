@@ -380,3 +380,35 @@ def test_recording_an_outcome_starts_from_the_claimed_row_instead_of_reading_it_
     done = delivery(pg_engine, delivery_id)
     assert (done.state, done.attempts, done.last_status) == ("delivered", 1, 200)
     assert actions(pg_engine, case_id) == ["delivery.succeeded"]
+
+
+def test_a_delivered_attempt_is_these_statements_and_no_more(
+    settings: Callable[..., None],
+    pg_engine: Engine,
+    receiver: Receiver,
+    departments: Departments,
+    clock: FrozenClock,
+) -> None:
+    """What one good attempt costs the database: nine statements in two transactions, none
+    of them a read of the whole case row, and no write to an endpoint whose health did not
+    change. (An attempt is the webhook worker's whole job; a stray ORM load here shows.)"""
+    departments.add("water", receiver.url)
+    for _ in range(2):  # the first attempt to an endpoint makes its row; look at the second
+        case_id, task_id = case_with_task(pg_engine)
+        delivery_id = queue(pg_engine, case_id, task_id)
+        with recorded(pg_engine) as statements:
+            assert send_delivery(pg_engine, delivery_id, endpoints=departments) == "delivered"
+    assert [" ".join(s.split()[:3]) for s in statements] == [
+        # the claim
+        "SELECT deliveries.id, deliveries.webhook_id,",
+        "SELECT webhook_endpoints.department, webhook_endpoints.url,",
+        "UPDATE deliveries SET",
+        # the outcome
+        "INSERT INTO delivery_attempts",
+        "SELECT webhook_endpoints.department, webhook_endpoints.url,",
+        "UPDATE deliveries SET",
+        "SELECT cases.version, cases.audit_seq,",
+        "UPDATE cases SET",
+        "INSERT INTO audit_events",
+    ]
+    assert all("FOR UPDATE" in s for s in statements if s.startswith("SELECT webhook_endpoints"))
