@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli.worker import warm_up
+from worker.db.session import engine_for
 from worker.rules import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,10 @@ def test_warm_up_loads_the_rules_and_freezes_what_is_loaded(
     fresh_registry: registry.Registry,
 ) -> None:
     assert not fresh_registry.loaded
+    engine_for.cache_clear()
     warm_up()
     assert fresh_registry.loaded
+    assert engine_for.cache_info().currsize == 1  # the engine is made, the driver imported
     assert gc.get_freeze_count() > 0
 
 
