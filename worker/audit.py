@@ -4,6 +4,10 @@ Each event's hash is SHA-256 over a canonical JSON encoding of the event, previo
 included, so altering, removing or reordering any event breaks the chain from there on. The
 case row keeps the chain's head (last sequence number and hash) so that a removed *last*
 event is caught too. Verification streams rows in chain order and holds one case at a time.
+
+Events are written with prebuilt plain statements, after the case row's guarded write, not as
+ORM objects: on the pipeline's busiest paths the unit of work cost several times the SQL.
+Inside a savepoint an event stays an ORM object (its rollback must take the event back).
 """
 
 from __future__ import annotations
@@ -71,6 +75,27 @@ def canonical(
 
 def chain_hash(**fields: Any) -> str:
     return hashlib.sha256(canonical(**fields)).hexdigest()
+
+
+_CASES: Table = Case.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+# Built once: building a statement costs more Python than sending it.
+_READ_HEAD = select(_CASES.c.version, _CASES.c.audit_seq, _CASES.c.audit_head).where(
+    _CASES.c.id == bindparam("case_id")
+)
+_MOVE_HEAD = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("case_id"), _CASES.c.version == bindparam("read_version"))
+    .values(
+        version=bindparam("new_version"),
+        audit_seq=bindparam("new_seq"),
+        audit_head=bindparam("new_head"),
+        updated_at=bindparam("at"),
+    )
+)
+_ADD_EVENT = insert(_EVENTS)
+_REPORTERS: Table = Reporter.__table__  # type: ignore[assignment]
+_ADD_REPORTER = insert(_REPORTERS)
 
 
 def append_event(
@@ -147,25 +172,6 @@ def _event_fields(
     }
 
 
-_CASES: Table = Case.__table__  # type: ignore[assignment]
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
-# Built once: building a statement costs more Python than sending it.
-_READ_HEAD = select(_CASES.c.version, _CASES.c.audit_seq, _CASES.c.audit_head).where(
-    _CASES.c.id == bindparam("case_id")
-)
-_MOVE_HEAD = (
-    update(_CASES)
-    .where(_CASES.c.id == bindparam("case_id"), _CASES.c.version == bindparam("read_version"))
-    .values(
-        version=bindparam("new_version"),
-        audit_seq=bindparam("new_seq"),
-        audit_head=bindparam("new_head"),
-        updated_at=bindparam("at"),
-    )
-)
-_ADD_EVENT = insert(_EVENTS)
-
-
 def append_note(
     session: Session,
     case_id: str,
@@ -223,10 +229,6 @@ def append_note(
     connection.execute(_ADD_EVENT, {**fields, "hash": digest})
     note_written(session, action)
     return True
-
-
-_REPORTERS: Table = Reporter.__table__  # type: ignore[assignment]
-_ADD_REPORTER = insert(_REPORTERS)
 
 
 @lru_cache(maxsize=4)
