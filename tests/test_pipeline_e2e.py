@@ -178,9 +178,11 @@ def test_alertmanager_alert_reaches_the_department(running: Pipeline) -> None:
         f"{api}/v1/monitor/alertmanager", json=payload, headers=running.token("monitor")
     )
     assert answer.status_code == 202, answer.text
+    # The lead (gas) and an assisting department get their tasks at the same time, on two
+    # of the webhook worker's threads: either may arrive first, so wait for the lead's.
     wait_for(
-        lambda: len(running.receiver.all()) > 0, timeout=60, what=lambda: running.logs()[-3000:]
+        lambda: bool(running.receiver.for_department("gas")),
+        timeout=60,
+        what=lambda: running.logs()[-3000:],
     )
-    departments = {r.department for r in running.receiver.all()}
-    assert "gas" in departments, departments
     assert all(r.verified for r in running.receiver.all())
