@@ -249,19 +249,19 @@ def open_case_row(
     data: dict[str, Any] | None = None,
     reporter: dict[str, str | None] | None = None,
 ) -> bool:
-    """See `worker.lifecycle.open_case`, the one caller."""
+    """Insert a new case in the state `worker.lifecycle.open_case` (the one caller) gave it,
+    with the first event of its chain; see there."""
     fields = _event_fields(
         case.id,
         1,
         None,
         actor=actor,
         action="case.received",
-        to_state=CaseState.received,
+        to_state=CaseState(case.state),
         data=data,
     )
     digest = chain_hash(**fields)
-    case.state, case.version = CaseState.received.value, 1
-    case.audit_seq, case.audit_head = 1, digest
+    case.version, case.audit_seq, case.audit_head = 1, 1, digest
     case.received_at = case.updated_at = fields["at"]
     row = {column.key: value for column, value in _set_columns(case)}
     connection = session.connection()
@@ -274,7 +274,7 @@ def open_case_row(
     # In the session as if just loaded: what was not set (column defaults) loads on first use.
     make_transient_to_detached(case)
     session.add(case)
-    note_written(session, "case.received", CaseState.received.value, case)
+    note_written(session, "case.received", case.state, case)
     return True
 
 

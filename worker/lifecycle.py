@@ -90,6 +90,7 @@ def open_case(
     filing is the API's busiest write. The object then joins the session as if loaded."""
     if case.audit_seq:
         raise ValueError(f"case {case.id} was opened already")
+    case.state = C.received.value
     return open_case_row(session, case, actor=actor, data=data, reporter=reporter)
 
 

@@ -47,13 +47,8 @@ class Health:
     read: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     def values(self) -> tuple[Any, ...]:
-        return (
-            self.url,
-            self.disabled_at,
-            self.disabled_reason,
-            self.consecutive_failures,
-            self.circuit_open_until,
-        )
+        """The columns `save` writes, as they are now."""
+        return tuple(getattr(self, name) for name in _COLUMNS)
 
 
 _ENDPOINTS: Table = WebhookEndpoint.__table__  # type: ignore[assignment]
@@ -85,7 +80,7 @@ def save(session: Session, health: Health) -> None:
     """Write what changed since `lock` (nothing, usually: a good answer to a closed circuit)."""
     if health.values() == health.read:
         return
-    changed = {name: getattr(health, name) for name in _COLUMNS}
+    changed = dict(zip(_COLUMNS, health.values(), strict=True))
     session.connection().execute(_SAVE, {"key": health.department, **changed, "updated_at": now()})
     health.read = health.values()
 

@@ -332,10 +332,14 @@ def _record(session: Session, claim: Claim, answer: Answer, known: Sending | Non
     delivery.last_status = answer.status
     state = circuit.endpoint_state(session, claim.endpoint) if claim.endpoint else None
     if verdict.outcome is Outcome.delivered:
-        return _delivered(session, delivery, state, at, answer)
-    if verdict.outcome is Outcome.gone:
-        return _gone(session, delivery, state, at, verdict)
-    return _failed(session, delivery, state, at, verdict)
+        outcome = _delivered(session, delivery, state, at, answer)
+    elif verdict.outcome is Outcome.gone:
+        outcome = _gone(session, delivery, state, at, verdict)
+    else:
+        outcome = _failed(session, delivery, state, at, verdict)
+    if state is not None:
+        circuit.save(session, state)  # whatever the outcome changed of the endpoint's health
+    return outcome
 
 
 def _delivered(
@@ -351,7 +355,6 @@ def _delivered(
     delivery.last_error = None
     if state is not None:
         circuit.note_success(session, state, at)
-        circuit.save(session, state)
     write(session, delivery)
     record_delivery(
         session,
@@ -379,7 +382,6 @@ def _failed(
             threshold=settings.webhook_circuit_failures,
             cooldown=parse_duration(settings.webhook_circuit_cooldown),
         )
-        circuit.save(session, state)
         if opened:
             until = str(state.circuit_open_until)
             log.warning("circuit open", department=state.department, until=until)
@@ -421,7 +423,6 @@ def _gone(
     reason = f"{verdict.error} (delivery {delivery.id}, {at.isoformat()})"
     if state is not None:
         circuit.disable(state, at, reason)
-        circuit.save(session, state)
         record_delivery(session, delivery, "delivery.endpoint_disabled", url=state.url, status=410)
         tell_ops_endpoint_disabled(session, delivery, state)
     _bury(session, delivery, verdict.error or "endpoint gone")
