@@ -12,14 +12,24 @@ pointed at a loopback receiver that verifies every signature. Then:
    same that are not measured (the warm-up: every process opens its connections and fills
    its caches): latency from the POST to `dispatched` (the audit event's time) and to the
    webhook's arrival, median and p99; and the CPU time each process spent, per case;
+   With --dump FILE, each steady case's timeline is written there as JSON lines: when it
+   was sent (seconds from the first), and how long after sending each of its audit events
+   and its webhook came, to find where a slow case waited;
 3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
    webhooks received per second, start to last arrival; and the CPU time each process (and
    PostgreSQL's backends, and Redis) spent on it, per case (`bench/cpu.py`).
+
+This process is both the hotline's clients and the departments' receiver, so its own pauses
+would show as the pipeline's latency: a full garbage collection of its heap (every webhook
+it has received) took 85-100 ms and was the whole p99 of some runs. Its collector is off
+while it measures (`gc.freeze`, then `gc.disable`); the processes measured keep theirs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import statistics
 import tempfile
@@ -70,6 +80,18 @@ def scratch_database(server: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def baseline(p: Pipeline, count: int, rate: float, seconds: float) -> tuple[float, list[float]]:
@@ -160,6 +182,26 @@ def latencies(p: Pipeline, filed: dict[str, float]) -> tuple[list[float], list[f
     return to_dispatch, to_webhook
 
 
+def dump(p: Pipeline, filed: dict[str, float], path: Path) -> None:
+    arrivals = {r.body["data"]["case"]["id"]: r.at for r in p.receiver.all()}
+    events: dict[str, list[tuple[str, float]]] = {case_id: [] for case_id in filed}
+    with session_factory(p.engine)() as session:
+        rows = session.execute(
+            select(AuditEvent.case_id, AuditEvent.action, AuditEvent.at)
+            .where(AuditEvent.case_id.in_(list(filed)))
+            .order_by(AuditEvent.case_id, AuditEvent.seq)
+        )
+        for case_id, action, at in rows:
+            events[case_id].append((action, at.timestamp()))
+    first = min(filed.values())
+    with path.open("w") as out:
+        for case_id, sent in sorted(filed.items(), key=lambda item: item[1]):
+            timeline = {action: round(1000 * (at - sent), 1) for action, at in events[case_id]}
+            timeline["webhook received"] = round(1000 * (arrivals[case_id] - sent), 1)
+            line = {"case": case_id, "sent_s": round(sent - first, 3), "ms": timeline}
+            out.write(json.dumps(line) + "\n")
+
+
 def burst(
     p: Pipeline, api: str, headers: dict[str, str], count: int, meter: CpuMeter
 ) -> tuple[float, float]:
@@ -209,6 +251,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--baseline-tasks", type=int, default=3000)
+    parser.add_argument("--dump", type=Path, help="write each steady case's timeline here")
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
@@ -218,6 +261,7 @@ def main() -> None:
         scratch_database(args.server) as url,
         tempfile.TemporaryDirectory() as folder,
         pipeline(url, args.redis, Path(folder), log_level="WARNING") as p,
+        collector_paused(),
     ):
         tasks_per_s, chain_latency = baseline(p, args.baseline_tasks, args.rate, args.seconds)
         pipeline_worker = p.start_worker(
@@ -244,6 +288,8 @@ def main() -> None:
             filed = steady(p, api, headers, args.rate, args.seconds)
         steady_cpu = dict(meter.seconds)
         to_dispatch, to_webhook = latencies(p, filed)
+        if args.dump:
+            dump(p, filed, args.dump)
         dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst, meter)
     print("\nbaseline: an empty task, same broker, queue and prefork pool of 2")
     print(f"  throughput                 {tasks_per_s:8.0f} tasks/s")

@@ -23,11 +23,14 @@ def api(
     import uvicorn
 
     from worker.api.app import create_app
+    from worker.cli.warm_up import warm_up
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    app = create_app()
+    warm_up()
     uvicorn.run(
-        create_app(),
+        app,
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,

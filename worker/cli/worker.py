@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import tempfile
@@ -11,8 +10,9 @@ from typing import Annotated
 import typer
 
 from worker.celery_app import QUEUES, configure
+from worker.cli.warm_up import warm_up
 from worker.config import get_settings
-from worker.logging import configure_logging, get_logger
+from worker.logging import configure_logging
 
 ALL_QUEUES = ",".join(QUEUES)
 
@@ -65,29 +65,6 @@ def worker(
     argv += ["-n", name] if name else []
     warm_up()
     app.worker_main(argv)
-
-
-def warm_up() -> None:
-    """Load the routing rules, set up the ORM and make the database engine (which imports the
-    driver; it connects later, in each pool process) now, before the pool starts: its
-    processes (or threads) inherit all three, and the first case after a start does not wait
-    for them (the driver's import alone took 0.1 s in a webhook worker's first send).
-    Then move everything loaded so far out of the garbage collector's sight (`gc.freeze`):
-    modules and rules live as long as the process, and scanning them again and again made
-    pauses of up to 0.2 s in the middle of a case."""
-    from sqlalchemy.orm import configure_mappers
-
-    import worker.db.models  # noqa: F401
-    from worker.db.session import get_engine
-    from worker.rules.registry import maybe_reload
-
-    configure_mappers()  # else the first query of every pool process sets up the ORM
-    get_engine()  # no connection yet: a forked process must open its own
-    try:
-        maybe_reload()
-    except Exception as error:  # the tasks say it again, and wait for usable rules
-        get_logger("closeloop.worker").warning("rules not loaded at start", error=str(error))
-    gc.freeze()
 
 
 def serve_metrics(host: str, port: int) -> None:

@@ -1,4 +1,5 @@
-"""`closeloop worker` warms up before its pool starts, so that the pool inherits the work."""
+"""`closeloop worker` warms up before its pool starts, so that the pool inherits the work, and
+`closeloop api` before its first request."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.cli.worker import warm_up
+from worker.cli.warm_up import warm_up
 from worker.db.session import engine_for
 from worker.rules import registry
 
@@ -46,3 +47,24 @@ def test_a_broken_rules_folder_does_not_stop_the_worker(tmp_path: Path) -> None:
     finally:
         registry._default = previous
         gc.unfreeze()
+
+
+def test_the_api_warms_up_before_it_serves(
+    fresh_registry: registry.Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from worker.cli.run import api
+
+    seen: dict[str, object] = {}
+
+    def serve(app: object, **_: object) -> None:  # in place of serving: what is ready by now
+        seen["frozen"] = gc.get_freeze_count()
+        seen["rules loaded"] = fresh_registry.loaded
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    gc.unfreeze()
+    api(host="127.0.0.1", port=1)
+    assert seen["rules loaded"] is True
+    assert isinstance(seen["frozen"], int)
+    assert seen["frozen"] > 0
