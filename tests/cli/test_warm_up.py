@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,22 +50,39 @@ def test_a_broken_rules_folder_does_not_stop_the_worker(tmp_path: Path) -> None:
         gc.unfreeze()
 
 
-def test_the_api_warms_up_before_it_serves(
-    fresh_registry: registry.Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import uvicorn
-
+def _serve_api() -> None:
     from worker.cli.run import api
 
+    api(host="127.0.0.1", port=1)
+
+
+def _consume_intake() -> None:
+    from worker.cli.intake import consume
+
+    consume(threads=1, parent=None)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "command"),
+    [("uvicorn", "run", _serve_api), ("worker.intake_queue", "consume", _consume_intake)],
+    ids=["closeloop api", "closeloop intake consume"],
+)
+def test_a_long_running_command_warms_up_before_its_first_case(
+    fresh_registry: registry.Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    name: str,
+    command: Callable[[], None],
+) -> None:
     seen: dict[str, object] = {}
 
-    def serve(app: object, **_: object) -> None:  # in place of serving: what is ready by now
+    def start(*_: object, **__: object) -> None:  # in place of serving: what is ready by now
         seen["frozen"] = gc.get_freeze_count()
         seen["rules loaded"] = fresh_registry.loaded
 
-    monkeypatch.setattr(uvicorn, "run", serve)
+    monkeypatch.setattr(importlib.import_module(module), name, start)
     gc.unfreeze()
-    api(host="127.0.0.1", port=1)
+    command()
     assert seen["rules loaded"] is True
     assert isinstance(seen["frozen"], int)
     assert seen["frozen"] > 0

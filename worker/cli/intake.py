@@ -74,10 +74,12 @@ def consume(
 ) -> None:
     """Take incidents off the `incidents` queue and file them. A worker whose --queues name
     `incidents` runs this for you; run it alone to scale intake apart from the pipeline."""
+    from worker.cli.warm_up import warm_up
     from worker.config import get_settings
     from worker.intake_queue import consume as run
     from worker.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    warm_up()
     run(threads=threads, parent=parent)

@@ -1,5 +1,6 @@
 """What a long-running closeloop process does before it serves: `closeloop api` before the
-first request, `closeloop worker` before its pool starts."""
+first request, `closeloop worker` before its pool starts, `closeloop intake consume` before
+it takes the first incident off the queue."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def warm_up() -> None:
     Then move everything loaded so far out of the garbage collector's sight (`gc.freeze`):
     modules, the ORM's set-up and the rules live as long as the process, and a full
     collection that scans them all made pauses of 0.06-0.2 s in the middle of a case (in a
-    worker's pool processes, and in the API)."""
+    worker's pool processes, the API and the intake consumer)."""
     from sqlalchemy.orm import configure_mappers
 
     import worker.db.models  # noqa: F401
