@@ -6,8 +6,9 @@ Starts `closeloop api`, a pipeline worker (incidents, pipeline, timers; prefork,
 webhook worker (threads, 8) on a scratch database, with the example city's departments
 pointed at a loopback receiver that verifies every signature. Then:
 
-1. baseline: an empty task on the same broker, queue and pool: tasks per second, and the
-   latency of an empty four-task chain sent at the same steady rate;
+1. baseline: an empty task on the same broker, queue and pool: tasks per second, the CPU
+   time a task costs (worker, this process publishing, Redis), and the latency of an empty
+   four-task chain sent at the same steady rate;
 2. steady: incidents filed over HTTP at --rate per second for --seconds, after 2 s of the
    same that are not measured (the warm-up: every process opens its connections and fills
    its caches): latency from the POST to `dispatched` (the audit event's time) and to the
@@ -16,8 +17,10 @@ pointed at a loopback receiver that verifies every signature. Then:
    was sent (seconds from the first), and how long after sending each of its audit events
    and its webhook came, to find where a slow case waited;
 3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
-   webhooks received per second, start to last arrival; and the CPU time each process (and
-   PostgreSQL's backends, and Redis) spent on it, per case (`bench/cpu.py`).
+   webhooks received per second, start to last arrival, beside the CPU a case may cost at a
+   third of the baseline's rate (the cores' seconds shared among that many cases); and the
+   CPU time each process (and PostgreSQL's backends, and Redis) spent on it, per case
+   (`bench/cpu.py`).
 
 This process is both the hotline's clients and the departments' receiver, so its own pauses
 would show as the pipeline's latency: a full garbage collection of its heap (every webhook
@@ -94,7 +97,9 @@ def collector_paused() -> Iterator[None]:
         gc.unfreeze()
 
 
-def baseline(p: Pipeline, count: int, rate: float, seconds: float) -> tuple[float, list[float]]:
+def baseline(
+    p: Pipeline, count: int, rate: float, seconds: float
+) -> tuple[float, dict[str, float], list[float]]:
     from celery import chain
 
     from bench.noop import noop
@@ -104,11 +109,14 @@ def baseline(p: Pipeline, count: int, rate: float, seconds: float) -> tuple[floa
         "--loglevel", "WARNING", module="celery",
     )  # fmt: skip
     time.sleep(3)
+    meter = CpuMeter({"empty-task worker": [worker.pid]}, alone={"this bench": os.getpid()})
     started = time.perf_counter()
-    for _ in range(count):
-        noop.delay()
-    p.wait_idle(timeout=300)
+    with meter:
+        for _ in range(count):
+            noop.delay()
+        p.wait_idle(timeout=300)
     throughput = count / (time.perf_counter() - started)
+    cpu_per_task = {name: 1000 * seconds / count for name, seconds in meter.seconds.items()}
     client = redis.Redis.from_url(p.env["CLOSELOOP_BROKER_URL"])
     sent: dict[str, float] = {}
     for _ in _paced(rate, seconds):
@@ -120,7 +128,7 @@ def baseline(p: Pipeline, count: int, rate: float, seconds: float) -> tuple[floa
     latencies = [float(done[k.encode()]) - v for k, v in sent.items() if k.encode() in done]
     processes.stop(worker)
     p.workers.remove(worker)
-    return throughput, latencies
+    return throughput, cpu_per_task, latencies
 
 
 def _paced(rate: float, seconds: float) -> Iterator[int]:
@@ -263,7 +271,9 @@ def main() -> None:
         pipeline(url, args.redis, Path(folder), log_level="WARNING") as p,
         collector_paused(),
     ):
-        tasks_per_s, chain_latency = baseline(p, args.baseline_tasks, args.rate, args.seconds)
+        tasks_per_s, task_cpu, chain_latency = baseline(
+            p, args.baseline_tasks, args.rate, args.seconds
+        )
         pipeline_worker = p.start_worker(
             "worker", "--queues", "incidents,pipeline,timers", "--concurrency", "2"
         )
@@ -293,6 +303,9 @@ def main() -> None:
         dispatched_per_s, delivered_per_s = burst(p, api, headers, args.burst, meter)
     print("\nbaseline: an empty task, same broker, queue and prefork pool of 2")
     print(f"  throughput                 {tasks_per_s:8.0f} tasks/s")
+    if task_cpu:
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in task_cpu.items())
+        print(f"  CPU per task               {sum(task_cpu.values()):8.2f} ms  ({parts})")
     print(f"  4-task chain at {args.rate:.0f}/s      {ms(chain_latency)}")
     steady_run = f"{args.rate:.0f}/s for {args.seconds:.0f} s, {len(filed)} incidents over HTTP"
     print(f"\ncloseloop at {steady_run}")
@@ -304,6 +317,12 @@ def main() -> None:
         f"  dispatched                 {dispatched_per_s:8.1f} cases/s  ({share:.2f} of baseline)"
     )
     print(f"  webhooks received          {delivered_per_s:8.1f} cases/s")
+    cores = os.cpu_count() or 1
+    budget = 1000 * cores / (tasks_per_s / 3)
+    print(
+        f"  a third of the baseline is {tasks_per_s / 3:.0f} cases/s: at most {budget:.1f} ms"
+        f" of CPU a case, all processes, on {cores} cores"
+    )
     print(f"\nwhere the CPU went, by process, per case: at {args.rate:.0f}/s and in the burst")
     print("\n".join(side_by_side(steady_cpu, len(filed), meter.seconds, args.burst)))
 
