@@ -29,7 +29,7 @@ def warm_up() -> None:
     get_engine()  # no connection yet: a forked process must open its own
     try:
         maybe_reload()
-    except Exception as error:  # the tasks say it again, and wait for usable rules
-        get_logger("closeloop.worker").warning("rules not loaded at start", error=str(error))
+    except Exception as error:  # what uses the rules says so again, and waits for usable ones
+        get_logger("closeloop.start").warning("rules not loaded at start", error=str(error))
     gc.collect()
     gc.freeze()
