@@ -12,8 +12,8 @@ pointed at a loopback receiver that verifies every signature. Then:
 2. steady: incidents filed over HTTP at --rate per second for --seconds, after 2 s of the
    same that are not measured (the warm-up: every process opens its connections and fills
    its caches): latency from the POST to `dispatched` (the audit event's time) and to the
-   webhook's arrival, median and p99; and the CPU time each process spent, per case;
-   With --dump FILE, each steady case's timeline is written there as JSON lines: when it
+   webhook's arrival, median and p99; and the CPU time each process spent, per case. With
+   --dump FILE, each steady case's timeline is written there as JSON lines: when it
    was sent (seconds from the first), and how long after sending each of its audit events
    and its webhook came, to find where a slow case waited;
 3. burst: --burst incidents filed as fast as 8 clients can: cases dispatched per second and
@@ -170,13 +170,18 @@ def steady(
 
 def _wait_received(p: Pipeline, case_ids: set[str]) -> None:
     def arrived() -> bool:
-        return case_ids <= {r.body["data"]["case"]["id"] for r in p.receiver.all()}
+        return case_ids <= arrivals(p).keys()
 
     processes.wait_for(arrived, timeout=600, every=0.5, what="every webhook")
 
 
+def arrivals(p: Pipeline) -> dict[str, float]:
+    """When each case's webhook reached the receiver."""
+    return {r.body["data"]["case"]["id"]: r.at for r in p.receiver.all()}
+
+
 def latencies(p: Pipeline, filed: dict[str, float]) -> tuple[list[float], list[float]]:
-    arrivals = {r.body["data"]["case"]["id"]: r.at for r in p.receiver.all()}
+    arrived = arrivals(p)
     with session_factory(p.engine)() as session:
         dispatched = dict(
             session.execute(
@@ -186,12 +191,12 @@ def latencies(p: Pipeline, filed: dict[str, float]) -> tuple[list[float], list[f
             ).all()
         )
     to_dispatch = [dispatched[c].timestamp() - t for c, t in filed.items()]
-    to_webhook = [arrivals[c] - t for c, t in filed.items()]
+    to_webhook = [arrived[c] - t for c, t in filed.items()]
     return to_dispatch, to_webhook
 
 
 def dump(p: Pipeline, filed: dict[str, float], path: Path) -> None:
-    arrivals = {r.body["data"]["case"]["id"]: r.at for r in p.receiver.all()}
+    arrived = arrivals(p)
     events: dict[str, list[tuple[str, float]]] = {case_id: [] for case_id in filed}
     with session_factory(p.engine)() as session:
         rows = session.execute(
@@ -205,7 +210,7 @@ def dump(p: Pipeline, filed: dict[str, float], path: Path) -> None:
     with path.open("w") as out:
         for case_id, sent in sorted(filed.items(), key=lambda item: item[1]):
             timeline = {action: round(1000 * (at - sent), 1) for action, at in events[case_id]}
-            timeline["webhook received"] = round(1000 * (arrivals[case_id] - sent), 1)
+            timeline["webhook received"] = round(1000 * (arrived[case_id] - sent), 1)
             line = {"case": case_id, "sent_s": round(sent - first, 3), "ms": timeline}
             out.write(json.dumps(line) + "\n")
 

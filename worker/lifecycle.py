@@ -109,7 +109,7 @@ def transition(
     if to not in CASE_TRANSITIONS[current]:
         raise TransitionRefused("case", case.id, current.value, to.value)
     case.state = to.value
-    event = append_event(
+    return append_event(  # flushed under the case's version guard
         session,
         case,
         actor=actor,
@@ -119,8 +119,6 @@ def transition(
         data=data,
         rules_version=rules_version,
     )
-    flush_guarded(session, "case", case.id)
-    return event
 
 
 def record(
@@ -133,11 +131,9 @@ def record(
     rules_version: str | None = None,
 ) -> AuditEvent:
     """An audit event that changes no state (a note, a delivery outcome, an escalation)."""
-    event = append_event(
+    return append_event(  # flushed under the case's version guard
         session, case, actor=actor, action=action, data=data, rules_version=rules_version
     )
-    flush_guarded(session, "case", case.id)
-    return event
 
 
 def transition_task(

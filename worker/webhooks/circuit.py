@@ -78,11 +78,12 @@ def lock(session: Session, department: str) -> Health | None:
 
 def save(session: Session, health: Health) -> None:
     """Write what changed since `lock` (nothing, usually: a good answer to a closed circuit)."""
-    if health.values() == health.read:
+    values = health.values()
+    if values == health.read:
         return
-    changed = dict(zip(_COLUMNS, health.values(), strict=True))
+    changed = dict(zip(_COLUMNS, values, strict=True))
     session.connection().execute(_SAVE, {"key": health.department, **changed, "updated_at": now()})
-    health.read = health.values()
+    health.read = values
 
 
 def endpoint_state(session: Session, endpoint: Endpoint) -> Health:
