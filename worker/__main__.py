@@ -1,3 +1,3 @@
-from worker.cli.main import app
+from worker.cli import main
 
-app()
+main()

@@ -22,6 +22,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from worker.broker import UNCONFIGURED_TRANSPORT, UNCONFIGURED_URL
 from worker.broker_transport import TRANSPORT
 from worker.config import Settings, get_settings
 from worker.metrics.counting import install_session_counting, install_task_timing
@@ -57,7 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": settings.broker_url or UNCONFIGURED_URL,
         "broker_transport": _transport_for(settings.broker_url),
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
@@ -89,7 +90,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def _transport_for(url: str | None) -> str | None:
     """kombu's Redis transport, sharing one client per channel (`worker.broker_transport`),
     for redis:// and rediss:// URLs; any other URL keeps the transport its scheme names."""
-    scheme = (url or "").split("://", 1)[0].lower()
+    if not url:
+        return UNCONFIGURED_TRANSPORT
+    scheme = url.split("://", 1)[0].lower()
     return TRANSPORT if scheme in ("redis", "rediss") else None
 
 

@@ -177,7 +177,20 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The environment's settings; what it leaves unset of the broker, the store and the
+    rules folder comes from the `closeloop up` running on the data folder, if one is."""
+    from worker.instance import running_instance
+
+    settings = Settings()
+    instance = running_instance(settings.data_dir)
+    if instance is None:
+        return settings
+    found = {
+        name: value
+        for name, value in instance.settings_values().items()
+        if name not in settings.model_fields_set
+    }
+    return settings.model_copy(update=found) if found else settings
 
 
 def reset_settings_cache() -> None:

@@ -21,6 +21,7 @@ import uvicorn
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 from sqlalchemy import Engine
 
+from tests.support.browser import chromium
 from tests.support.factories import filed_case, walk_to
 from tests.support.metrics_dataset import seed
 from worker.api.app import create_app
@@ -29,7 +30,6 @@ from worker.contracts.enums import CaseState as C
 from worker.db.models import Case, Delivery
 from worker.db.session import get_engine, transaction
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
     "--no-sandbox",
@@ -104,16 +104,12 @@ def site(service: dict[str, str]) -> Iterator[Site]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: this test needs Debian's chromium "
-            "(apt-get install -y chromium; .ci/run installs it when missing)"
-        )
+    executable = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             user_data_dir=str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
+            executable_path=str(executable),
             headless=True,
             args=FLAGS,
             viewport={"width": 1360, "height": 1000},

@@ -26,7 +26,10 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option(help="The demo's own store (started afresh each run).")
     ] = Path("closeloop-demo"),
-    port: Annotated[int | None, typer.Option(help="The dashboard's port.")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="The dashboard's port (default CLOSELOOP_API_PORT, or a free one)."),
+    ] = None,
     serve: Annotated[
         bool, typer.Option(help="Serve the dashboard afterwards, until Ctrl-C (--no-serve: exit).")
     ] = True,
@@ -34,6 +37,8 @@ def demo(
     """Simulate a day of the example city: calls, departments at work, callbacks; then show
     the day's figures and serve the supervisors' dashboard."""
     folder = data_dir.resolve()
+    # Before the half minute of simulation: a dashboard that cannot bind is better said now.
+    port = _dashboard_port(port, get_settings().api_port) if serve else port
     folder.mkdir(parents=True, exist_ok=True)
     store = folder / "closeloop.sqlite3"
     for old in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
@@ -62,7 +67,7 @@ def demo(
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(f"A day of the example city: {incidents} calls, {start:%Y-%m-%d %H:%M} to "
-                  f"{end:%H:%M} UTC, store in {folder}")  # fmt: skip
+                  f"{end:%Y-%m-%d %H:%M} UTC, store in {folder}")  # fmt: skip
     with Receiver(secret) as receiver, _progress(console) as progress:
         bar = progress.add_task("simulating", total=int(hours * 60))
         day = DemoDay(get_engine(), ruleset, receiver, start, hours, incidents, seed)
@@ -86,8 +91,26 @@ def demo(
         f"({receiver.bad_signatures} with a bad signature)"
     )
     _print_figures(console, start, end)
-    if serve:
-        _serve(console, port or settings.api_port)
+    if serve and port is not None:
+        _serve(console, port)
+
+
+def _dashboard_port(asked: int | None, default: int) -> int:
+    """The port asked for, refused at once if taken; else the default, or a free one when
+    the default is taken (a `closeloop up` on the same machine, most often)."""
+    from worker.cli.run import port_free
+    from worker.embedded import free_port
+
+    if asked is not None:
+        if not port_free("127.0.0.1", asked):
+            typer.echo(f"error: port {asked} is taken: choose another with --port", err=True)
+            raise typer.Exit(1)
+        return asked
+    if port_free("127.0.0.1", default):
+        return default
+    chosen = free_port()
+    typer.echo(f"port {default} is taken (closeloop up?): the dashboard will use {chosen}")
+    return chosen
 
 
 def _progress(console: Console) -> Progress:

@@ -1,4 +1,15 @@
-"""Entry point of the `closeloop` console script: mounts every command group."""
+"""The `closeloop` typer app: mounts every command group (the console script is `worker.cli:main`).
+
+A command's answer goes to stdout and nothing else does: logs go to stderr, so that
+`TOKEN=$(closeloop token create ...)` captures the token alone. An error a user can fix (no
+store here, no broker, a bad setting) ends in one line saying what to do, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -8,6 +19,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _everywhere(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="The data folder of the instance to work on (CLOSELOOP_DATA_DIR; default "
+            "./data). A `closeloop up` running on it lends its broker and store.",
+        ),
+    ] = None,
+) -> None:
+    from worker.config import get_settings, reset_settings_cache
+    from worker.logging import configure_logging
+
+    if data_dir is not None:
+        os.environ["CLOSELOOP_DATA_DIR"] = str(data_dir.resolve())
+        reset_settings_cache()
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _mount() -> None:

@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -60,8 +61,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+class StoreNotFound(RuntimeError):
+    """The embedded store's file is not where the settings say: most often a command run
+    outside the folder `closeloop up` runs in."""
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        store = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if not store.exists():
+            # SQLite would make an empty file, or fail with "unable to open database file".
+            raise StoreNotFound(
+                f"no closeloop store at {store}: run this where `closeloop up` runs, or say "
+                "where its data folder is with --data-dir (or CLOSELOOP_DATA_DIR), or set "
+                "CLOSELOOP_DATABASE_URL"
+            )
     return make_engine(url)
 
 
