@@ -1,5 +1,5 @@
-"""The README's Limits table says what the code enforces: each bound read from the table is
-the bound in force, so neither can change without the other."""
+"""The API reference's Limits table (docs/api.md) says what the code enforces: each bound
+read from the table is the bound in force, so neither can change without the other."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _limits() -> dict[str, str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Limits") :]
-    section = section[: section.index("\n## ")]
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = page[page.index("## Limits") :]
+    end = section.find("\n## ", 1)
+    section = section if end < 0 else section[:end]
     rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ")]
     return {what.strip(): bound.strip() for what, bound in rows[1:]}
 

@@ -8,6 +8,7 @@ store here, no broker, a bad setting) ends in one line saying what to do, not a 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,10 @@ def _everywhere(
     if data_dir is not None:
         os.environ["CLOSELOOP_DATA_DIR"] = str(data_dir.resolve())
         reset_settings_cache()
+        if "worker.celery_app" in sys.modules:  # configured at import, from the old settings
+            from worker.celery_app import configure
+
+            configure()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
