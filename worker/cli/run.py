@@ -51,6 +51,7 @@ UP_COMMANDS: list[list[str]] = [
         "2",
         "--name",
         "pipeline@%h",
+        "--quiet",
     ],
     [
         "worker",
@@ -62,8 +63,9 @@ UP_COMMANDS: list[list[str]] = [
         "threads",
         "--name",
         "webhooks@%h",
+        "--quiet",
     ],
-    ["beat"],
+    ["beat", "--quiet"],
 ]
 
 

@@ -35,6 +35,7 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
     ] = "127.0.0.1",
+    quiet: Annotated[bool, typer.Option(help="No start-up banner on stdout.")] = False,
 ) -> None:
     """Run a Celery worker. Production runs several, some per queue (webhooks apart)."""
     from worker.intake_queue import INCIDENTS_QUEUE, IncidentIntake
@@ -60,7 +61,8 @@ def worker(
         # Raw JSON incidents are not Celery task messages: consumer threads of their own,
         # started and stopped with the worker, read them (worker/intake_queue.py).
         app.steps["worker"].add(IncidentIntake)
-    argv = ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]
+    argv = ["--quiet"] if quiet else []
+    argv += ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]
     argv += ["-Q", ",".join(task_queues)]
     argv += ["-n", name] if name else []
     warm_up()
@@ -84,7 +86,9 @@ def serve_metrics(host: str, port: int) -> None:
     start_http_server(port, addr=host, registry=registry)
 
 
-def beat() -> None:
+def beat(
+    quiet: Annotated[bool, typer.Option(help="No start-up banner on stdout.")] = False,
+) -> None:
     """Run the scheduler of periodic work (outbox relay, sweeps, deadlines, webhook retries).
     Run exactly one per installation."""
     from worker.tasks.schedule import beat_schedule
@@ -95,4 +99,5 @@ def beat() -> None:
     app.conf.beat_schedule = beat_schedule()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "beat-schedule"
-    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(schedule)])
+    argv = ["--quiet"] if quiet else []
+    app.start([*argv, "beat", "--loglevel", settings.log_level, "--schedule", str(schedule)])
