@@ -4,39 +4,12 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
 
 import kombu
 import redis
-from kombu.transport import base
 
+from worker.broker_transport import BrokerNotConfigured
 from worker.config import get_settings
-
-
-class BrokerNotConfigured(RuntimeError):
-    def __init__(self) -> None:
-        data_dir = get_settings().data_dir.resolve()
-        super().__init__(
-            f"no broker: no `closeloop up` is running on {data_dir}, and CLOSELOOP_BROKER_URL "
-            "is not set. Run this where `closeloop up` runs, or say where its data folder is "
-            "with --data-dir (or CLOSELOOP_DATA_DIR), or set CLOSELOOP_BROKER_URL"
-        )
-
-
-class Unconfigured(base.Transport):
-    """What Celery is given when no broker is set: every attempt to connect fails, saying
-    what to set. Left to itself, Celery would fall back to amqp://guest@localhost//, and a
-    message sent there waits in a queue nobody reads."""
-
-    driver_type = driver_name = "unconfigured"
-
-    def establish_connection(self) -> Any:
-        raise BrokerNotConfigured()
-
-
-#: The `broker_url` and `broker_transport` Celery is given when no broker is set.
-UNCONFIGURED_URL = "unconfigured://"
-UNCONFIGURED_TRANSPORT = "worker.broker:Unconfigured"
 
 
 def broker_url() -> str:

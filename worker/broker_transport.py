@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kombu.transport import base as kombu_base
 from kombu.transport import redis as kombu_redis
+
+from worker.config import get_settings
 
 #: The `broker_transport` setting that selects this transport (redis:// and rediss:// URLs).
 TRANSPORT = "worker.broker_transport:Transport"
@@ -38,3 +41,29 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class BrokerNotConfigured(RuntimeError):
+    def __init__(self) -> None:
+        data_dir = get_settings().data_dir.resolve()
+        super().__init__(
+            f"no broker: no `closeloop up` is running on {data_dir}, and CLOSELOOP_BROKER_URL "
+            "is not set. Run this where `closeloop up` runs, or say where its data folder is "
+            "with --data-dir (or CLOSELOOP_DATA_DIR), or set CLOSELOOP_BROKER_URL"
+        )
+
+
+class Unconfigured(kombu_base.Transport):
+    """What Celery is given when no broker is set: every attempt to connect fails, saying
+    what to set. Left to itself, Celery would fall back to amqp://guest@localhost//, and a
+    message sent there waits in a queue nobody reads."""
+
+    driver_type = driver_name = "unconfigured"
+
+    def establish_connection(self) -> Any:
+        raise BrokerNotConfigured()
+
+
+#: The `broker_url` and `broker_transport` Celery is given when no broker is set.
+UNCONFIGURED_URL = "unconfigured://"
+UNCONFIGURED_TRANSPORT = "worker.broker_transport:Unconfigured"

@@ -22,8 +22,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from worker.broker import UNCONFIGURED_TRANSPORT, UNCONFIGURED_URL
-from worker.broker_transport import TRANSPORT
+from worker.broker_transport import TRANSPORT, UNCONFIGURED_TRANSPORT, UNCONFIGURED_URL
 from worker.config import Settings, get_settings
 from worker.metrics.counting import install_session_counting, install_task_timing
 

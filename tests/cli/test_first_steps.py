@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.broker import BrokerNotConfigured
+from worker.broker_transport import BrokerNotConfigured
 from worker.celery_app import celery_config, configure
 from worker.config import Settings
 from worker.db.migrate import upgrade

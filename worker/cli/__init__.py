@@ -28,7 +28,7 @@ def user_error(error: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    from worker.broker import BrokerNotConfigured
+    from worker.broker_transport import BrokerNotConfigured
     from worker.db.session import StoreNotFound
     from worker.rules.loader import RulesLoadError
 
