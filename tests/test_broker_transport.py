@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from worker.broker_transport import Channel, Transport
+from worker.broker_transport import TRANSPORT, UNCONFIGURED_TRANSPORT, Channel, Transport
 from worker.celery_app import _transport_for, app
 
 
 def test_redis_urls_take_the_sharing_transport_and_others_keep_their_own() -> None:
-    assert _transport_for("redis://127.0.0.1:6379/0") == "worker.broker_transport:Transport"
-    assert _transport_for("rediss://cache.example:6380/0") == "worker.broker_transport:Transport"
+    assert _transport_for("redis://127.0.0.1:6379/0") == TRANSPORT
+    assert _transport_for("rediss://cache.example:6380/0") == TRANSPORT
     assert _transport_for("amqp://guest@localhost//") is None
-    assert _transport_for(None) is None
+    # No broker set: a transport that refuses to connect, never Celery's amqp default.
+    assert _transport_for(None) == UNCONFIGURED_TRANSPORT
 
 
 @pytest.mark.usefixtures("service")
