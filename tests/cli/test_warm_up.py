@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli.warm_up import warm_up
+from worker.config import reset_settings_cache
 from worker.db.session import engine_for
 from worker.rules import registry
 
@@ -29,7 +30,13 @@ def fresh_registry() -> Iterator[registry.Registry]:
 
 def test_warm_up_loads_the_rules_and_freezes_what_is_loaded(
     fresh_registry: registry.Registry,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
+    monkeypatch.setenv("CLOSELOOP_DATABASE_URL", sqlite_url)
+    reset_settings_cache()
+    request.addfinalizer(reset_settings_cache)  # before monkeypatch puts the environment back
     assert not fresh_registry.loaded
     engine_for.cache_clear()
     warm_up()
