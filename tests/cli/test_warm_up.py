@@ -28,15 +28,19 @@ def fresh_registry() -> Iterator[registry.Registry]:
         gc.unfreeze()
 
 
+@pytest.fixture(autouse=True)
+def store(sqlite_url: str) -> Iterator[None]:
+    """A store to warm up against: a process without one stops at start, saying so."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLOSELOOP_DATABASE_URL", sqlite_url)
+        reset_settings_cache()
+        yield
+    reset_settings_cache()
+
+
 def test_warm_up_loads_the_rules_and_freezes_what_is_loaded(
     fresh_registry: registry.Registry,
-    sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
 ) -> None:
-    monkeypatch.setenv("CLOSELOOP_DATABASE_URL", sqlite_url)
-    reset_settings_cache()
-    request.addfinalizer(reset_settings_cache)  # before monkeypatch puts the environment back
     assert not fresh_registry.loaded
     engine_for.cache_clear()
     warm_up()
