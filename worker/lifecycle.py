@@ -6,22 +6,30 @@ Nothing else writes `Case.state` or `Task.state`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from worker.audit import append_event, open_case_row
+from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState as C
+from worker.contracts.enums import TaskRole
 from worker.contracts.enums import TaskState as T
 from worker.db.guard import ConcurrentChange, flush_guarded
-from worker.db.models import AuditEvent, Case, Task
+from worker.db.models import AuditEvent, Callback, Case, Task, new_id
 
 __all__ = [
     "ConcurrentChange",
+    "NewTask",
     "TransitionRefused",
     "open_case",
+    "open_tasks",
     "record",
+    "record_callback",
     "transition",
     "transition_task",
 ]
@@ -165,3 +173,91 @@ def transition_task(
     )
     flush_guarded(session, "task", task.id)
     return event
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A department's task to be born in the case's current dispatch round."""
+
+    department: str
+    role: TaskRole
+    acknowledge_due_at: datetime
+    resolve_due_at: datetime
+
+
+def open_tasks(
+    session: Session,
+    case: Case,
+    new: Sequence[NewTask],
+    *,
+    actor: Actor,
+    to: C | None = None,
+    action: str | None = None,
+    data: dict[str, Any] | None = None,
+    rules_version: str | None = None,
+) -> list[Task]:
+    """The birth of tasks, `assigned`, and the one event that records it: the case's move to
+    `to` (a dispatch), or, with `to` None, a note named `action` (a reassignment of a case
+    already dispatched). The event names every task born, by id."""
+    tasks = [
+        Task(
+            id=new_id(),
+            case=case,
+            department=spec.department,
+            role=spec.role.value,
+            state=T.assigned.value,
+            dispatch_round=case.dispatch_round,
+            acknowledge_due_at=spec.acknowledge_due_at,
+            resolve_due_at=spec.resolve_due_at,
+        )
+        for spec in new
+    ]
+    session.add_all(tasks)
+    born = [{"id": t.id, "department": t.department, "role": t.role} for t in tasks]
+    facts = {**(data or {}), "tasks": born}
+    if to is not None:
+        transition(
+            session, case, to, actor=actor, action=action, data=facts, rules_version=rules_version
+        )
+    elif action is not None:
+        record(session, case, actor=actor, action=action, data=facts, rules_version=rules_version)
+    else:
+        raise ValueError("a task's birth is recorded by a move (`to`) or a note (`action`)")
+    return tasks
+
+
+def record_callback(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    solved: bool | None,
+    satisfied: bool | None,
+    comment: str,
+    outcome: str,
+    idempotency_key: str | None = None,
+) -> Callback:
+    """The citizen's answer at the callback (or its absence): a callback row and its event.
+    What the case does next (close, reopen) is the caller's move."""
+    callback = Callback(
+        case_id=case.id,
+        solved=solved,
+        satisfied=satisfied,
+        comment=comment,
+        outcome=outcome,
+        recorded_by=actor.id,
+        recorded_at=now(),
+    )
+    session.add(callback)
+    session.flush()  # its id goes into the event
+    data: dict[str, Any] = {
+        "solved": solved,
+        "satisfied": satisfied,
+        "comment": comment,
+        "outcome": outcome,
+        "callback_id": callback.id,
+    }
+    if idempotency_key is not None:
+        data["idempotency_key"] = idempotency_key
+    record(session, case, actor=actor, action="callback.recorded", data=data)
+    return callback

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from tests.support.journey import (
     ELEVATOR,
@@ -29,11 +29,12 @@ from tests.support.journey import (
     task_of,
     task_row,
 )
-from worker.audit import verify
+from worker.audit import timeline, verify
 from worker.clock import FrozenClock
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskState
-from worker.db.models import OutboxMessage
+from worker.db.models import OutboxMessage, Task
+from worker.db.session import session_factory
 from worker.lifecycle import TransitionRefused
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.department import accept, report_progress, resolve, return_task
@@ -302,3 +303,27 @@ def test_a_reassigned_lead_returning_releases_the_helpers_of_the_round_before(
     _return(pg_engine, task_of(pg_engine, gas_leak, "emergency"), "emergency")
     assert task_row(pg_engine, task_of(pg_engine, gas_leak, "fire")).state == TaskState.released
     assert case_of(pg_engine, gas_leak).state == CaseState.triaged
+
+
+def test_every_task_is_born_with_an_event_that_names_it(
+    pg_engine: Engine, ruleset: Ruleset, gas_leak: str
+) -> None:
+    """The dispatch's event names each task it made, a reassignment's the new lead's: no
+    task row exists that the case's timeline does not account for, by id."""
+    _reassign(pg_engine, ruleset, gas_leak, "emergency")  # still dispatched: a note
+    lead = task_of(pg_engine, gas_leak, "emergency")
+    _accept(pg_engine, lead, "emergency")
+    _reassign(pg_engine, ruleset, gas_leak, "water")  # accepted: triaged, dispatched again
+    with session_factory(pg_engine)() as session:
+        tasks = set(session.scalars(select(Task.id).where(Task.case_id == gas_leak)))
+        named = [
+            (event.action, born["id"])
+            for event in timeline(session, gas_leak)
+            for born in event.data.get("tasks", [])
+        ]
+    assert len(tasks) == 4  # gas and fire, then emergency, then water
+    assert {task_id for _, task_id in named} == tasks
+    assert len(named) == len(tasks)  # each born once
+    assert [action for action, _ in named] == [
+        "case.dispatched", "case.dispatched", "case.reassigned", "case.dispatched",
+    ]  # fmt: skip

@@ -21,9 +21,9 @@ from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, TaskRole, TaskState
 from worker.contracts.enums import CaseState as C
 from worker.db.models import Callback, Case, Task
-from worker.lifecycle import record, transition
+from worker.lifecycle import open_tasks, record_callback, transition
 from worker.rules import Ruleset
-from worker.stages.dispatch import create_tasks, notify_assigned, record_decision, route
+from worker.stages.dispatch import new_tasks, notify_assigned, record_decision, route
 from worker.webhooks import build_payload, queue_delivery
 
 ACTOR = Actor(kind=ActorKind.system, id="closeloop")
@@ -119,28 +119,16 @@ def _callback(
     outcome: str,
     idempotency_key: str | None = None,
 ) -> Callback:
-    callback = Callback(
-        case_id=case.id,
+    return record_callback(
+        session,
+        case,
+        actor=actor,
         solved=solved,
         satisfied=satisfied,
         comment=comment,
         outcome=outcome,
-        recorded_by=actor.id,
-        recorded_at=now(),
+        idempotency_key=idempotency_key,
     )
-    session.add(callback)
-    session.flush()
-    data: dict[str, Any] = {
-        "solved": solved,
-        "satisfied": satisfied,
-        "comment": comment,
-        "outcome": outcome,
-        "callback_id": callback.id,
-    }
-    if idempotency_key is not None:
-        data["idempotency_key"] = idempotency_key
-    record(session, case, actor=actor, action="callback.recorded", data=data)
-    return callback
 
 
 def _feedback_with_key(session: Session, case: Case, key: str) -> Callback | None:
@@ -170,13 +158,13 @@ def _reopen(
     case.overdue = False
     case.resolved_at = case.closed_at = case.callback_due_at = None
     case.close_reason = None
-    tasks = create_tasks(session, case, decision)
     record_decision(case, decision)
-    transition(
+    tasks = open_tasks(
         session,
         case,
-        C.dispatched,
+        new_tasks(decision),
         actor=actor,
+        to=C.dispatched,
         action="case.reopened",
         data={
             **why,

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskRole, TaskState
-from worker.db.models import Case, Task, new_id
-from worker.lifecycle import transition
+from worker.db.models import Case, Task
+from worker.lifecycle import NewTask, open_tasks
 from worker.rules import Decision, Ruleset, decide
 from worker.stages.monitor import incident_of
 from worker.webhooks import build_payload, queue_delivery
@@ -37,13 +37,13 @@ def dispatch(session: Session, case_id: str, ruleset: Ruleset) -> list[Task] | N
         return None
     decision = route(session, case, ruleset)
     case.dispatch_round += 1
-    tasks = create_tasks(session, case, decision)
     record_decision(case, decision)
-    transition(
+    tasks = open_tasks(
         session,
         case,
-        CaseState.dispatched,
+        new_tasks(decision),
         actor=ACTOR,
+        to=CaseState.dispatched,
         data={
             "round": case.dispatch_round,
             "lead": decision.lead,
@@ -85,24 +85,15 @@ def _everyone_but_operations_centre(ruleset: Ruleset) -> set[str]:
     return {d for d in ruleset.departments if d != lead}
 
 
-def create_tasks(session: Session, case: Case, decision: Decision) -> list[Task]:
-    tasks = [_task(case, decision.lead, TaskRole.lead, decision)]
-    tasks += [_task(case, d, TaskRole.assisting, decision) for d in decision.assisting]
-    session.add_all(tasks)
-    return tasks
-
-
-def _task(case: Case, department: str, role: TaskRole, decision: Decision) -> Task:
-    return Task(
-        id=new_id(),
-        case=case,
-        department=department,
-        role=role.value,
-        state=TaskState.assigned.value,
-        dispatch_round=case.dispatch_round,
-        acknowledge_due_at=decision.acknowledge_due_at,
-        resolve_due_at=decision.resolve_due_at,
-    )
+def new_tasks(decision: Decision) -> list[NewTask]:
+    """The lead's task and each assisting department's, with the route's deadlines."""
+    return [
+        NewTask(department, role, decision.acknowledge_due_at, decision.resolve_due_at)
+        for department, role in [
+            (decision.lead, TaskRole.lead),
+            *((d, TaskRole.assisting) for d in decision.assisting),
+        ]
+    ]
 
 
 def record_decision(case: Case, decision: Decision) -> None:

@@ -21,9 +21,16 @@ from sqlalchemy.orm import Session
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState, TaskRole, TaskState
-from worker.db.models import Case, Task, new_id
+from worker.db.models import Case, Task
 from worker.escalation import open_steps
-from worker.lifecycle import CASE_TRANSITIONS, LIVE_TASK_STATES, record, transition, transition_task
+from worker.lifecycle import (
+    CASE_TRANSITIONS,
+    LIVE_TASK_STATES,
+    NewTask,
+    open_tasks,
+    transition,
+    transition_task,
+)
 from worker.rules import Decision, Ruleset, decide
 from worker.stages.command import WATCHED_STATES, escalate, fire_step, lead_task, load_case
 from worker.stages.dispatch import escalation_plan, notify_assigned
@@ -73,26 +80,27 @@ def reassign(
     if case.state not in REASSIGNABLE_STATES:
         raise ActionRefused(case, "reassigned", REASSIGNABLE_STATES)
     decision = decide(ruleset, incident_of(case), now())
-    task = _new_lead(session, case, department, decision)
+    _new_round(case, department, decision)
     facts: dict[str, Any] = {
         "reason": reason,
         "from": previous.department if previous else None,
         "to": department,
         "round": case.dispatch_round,
-        "acknowledge_due_at": _iso(task.acknowledge_due_at),
-        "resolve_due_at": _iso(task.resolve_due_at),
+        "acknowledge_due_at": _iso(decision.acknowledge_due_at),
+        "resolve_due_at": _iso(decision.resolve_due_at),
     }
     if previous is not None:
         transition_task(session, previous, TaskState.cancelled, actor=actor, data=facts)
-    _redispatch(session, case, actor=actor, facts=facts, rules_version=decision.ruleset_version)
+    lead = NewTask(department, TaskRole.lead, decision.acknowledge_due_at, decision.resolve_due_at)
+    task = _redispatch(session, case, lead, actor=actor, facts=facts, decision=decision)
     if previous is not None:
         _announce(session, case, previous, "task.reassigned", facts)
     notify_assigned(session, case, task)
     return case
 
 
-def _new_lead(session: Session, case: Case, department: str, decision: Decision) -> Task:
-    """The new round's lead task; the case takes the route's durations counted from now."""
+def _new_round(case: Case, department: str, decision: Decision) -> None:
+    """The case's new round: the route's durations counted from now."""
     case.dispatch_round += 1
     case.lead_department = department
     case.acknowledge_due_at = decision.acknowledge_due_at
@@ -100,18 +108,6 @@ def _new_lead(session: Session, case: Case, department: str, decision: Decision)
     case.escalation_plan = escalation_plan(decision)
     # The new deadline has not passed; a flag about the old one would mislead.
     case.overdue = False
-    task = Task(
-        id=new_id(),
-        case=case,
-        department=department,
-        role=TaskRole.lead.value,
-        state=TaskState.assigned.value,
-        dispatch_round=case.dispatch_round,
-        acknowledge_due_at=decision.acknowledge_due_at,
-        resolve_due_at=decision.resolve_due_at,
-    )
-    session.add(task)
-    return task
 
 
 def _announce(
@@ -132,18 +128,30 @@ def _announce(
 def _redispatch(
     session: Session,
     case: Case,
+    lead: NewTask,
     *,
     actor: Actor,
     facts: dict[str, Any],
-    rules_version: str,
-) -> None:
+    decision: Decision,
+) -> Task:
+    """The new lead's task, born with the event that dispatches the case again (a note, when
+    the case is still dispatched)."""
     if case.state == CaseState.dispatched:
-        record(session, case, actor=actor, action="case.reassigned", data=facts)
-        return
+        (task,) = open_tasks(
+            session, case, [lead], actor=actor, action="case.reassigned", data=facts
+        )
+        return task
     transition(session, case, CaseState.triaged, actor=actor, action="case.reassigned", data=facts)
-    transition(
-        session, case, CaseState.dispatched, actor=actor, data=facts, rules_version=rules_version
+    (task,) = open_tasks(
+        session,
+        case,
+        [lead],
+        actor=actor,
+        to=CaseState.dispatched,
+        data=facts,
+        rules_version=decision.ruleset_version,
     )
+    return task
 
 
 def escalate_by_hand(
