@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Seconds without a heartbeat before an intake consumer counts as dead and "
         "another returns the incidents it held to the queue.",
     )
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        description="development: departments' webhook endpoints on loopback, link-local or "
+        "private addresses are expected (`closeloop up` sets it unless told otherwise); "
+        "production: the rules are warned about when they name one.",
+    )
     rules_dir: Path = Field(default=Path("routing_rules"), description="The routing rules folder.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["auto", "json", "console"] = Field(

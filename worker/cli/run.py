@@ -80,6 +80,8 @@ def up(
     os.environ["CLOSELOOP_DATA_DIR"] = str(folder)
     # Children may start elsewhere: hand them absolute paths.
     os.environ["CLOSELOOP_RULES_DIR"] = str(settings.resolved_rules_dir())
+    # The embedded default runs on one machine: the example city's endpoints are on loopback.
+    os.environ.setdefault("CLOSELOOP_ENVIRONMENT", "development")
     configure_logging(settings.log_level, settings.log_format)
     redis = None
     if not settings.broker_url:
