@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body the API reads; a larger one is refused with 413.",
     )
+    max_requests_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one API process works on at once; past it, 503 with Retry-After "
+        "at once (/health is never refused).",
+    )
+    request_body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request body may take to arrive; a slower one gets 408.",
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL departments use to reach the API (links in webhooks). Unset: http://api_host:api_port.",
