@@ -8,13 +8,17 @@ import json
 
 import pytest
 
+from worker.idempotency import QUEUE_SCOPE, Key
 from worker.intake_queue import (
     MAX_MESSAGE_BYTES,
     BadMessage,
     Message,
+    Outcome,
+    handle,
     open_message,
     read_incident,
 )
+from worker.reliable_queue import Taken
 
 INCIDENT = {"source": "app", "category": "gas.leak", "title": "煤气味", "external_id": "x-1"}
 
@@ -33,13 +37,13 @@ def envelope(body: bytes, **overrides: object) -> bytes:
 
 def test_kombus_envelope() -> None:
     message = open_message(envelope(json.dumps(INCIDENT, ensure_ascii=False).encode()))
-    assert message.idempotency_key == "queue:m-1"
+    assert message.idempotency_key == Key(QUEUE_SCOPE, "queue:m-1")
     assert read_incident(message).title == "煤气味"
 
 
 def test_an_idempotency_key_header_wins_over_the_message_id() -> None:
     raw = envelope(json.dumps(INCIDENT).encode(), headers={"idempotency-key": "k-9"})
-    assert open_message(raw).idempotency_key == "queue:k-9"
+    assert open_message(raw).idempotency_key == Key(QUEUE_SCOPE, "queue:k-9")
 
 
 def test_a_bare_incident_is_the_message() -> None:
@@ -85,3 +89,22 @@ def test_reasons_never_quote_the_citizens_data() -> None:
     with pytest.raises(BadMessage) as caught:
         read_incident(Message(body=json.dumps(bad).encode()))
     assert "13912345678" not in str(caught.value)
+
+
+def test_a_message_id_reused_for_another_incident_is_a_dead_letter(
+    service: dict[str, str],
+) -> None:
+    from sqlalchemy import func, select
+
+    from worker.db.models import Case, DeadLetter
+    from worker.db.session import session_factory
+
+    first = envelope(json.dumps(INCIDENT).encode())
+    other = envelope(json.dumps({**INCIDENT, "category": "water.pipe_burst"}).encode())
+    assert handle(Taken(first, 1), cap=5) is Outcome.filed
+    assert handle(Taken(first, 1), cap=5) is Outcome.filed  # a redelivery: nothing new
+    assert handle(Taken(other, 1), cap=5) is Outcome.dead_lettered
+    with session_factory()() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 1
+        [dead] = session.scalars(select(DeadLetter))
+    assert "Idempotency-Key 'queue:m-1' was already used for a different incident" in dead.reason

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import string
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from worker.logging import REDACTED, configure_logging, get_logger, scrub_text
 
@@ -63,3 +66,46 @@ def test_readable_on_a_terminal() -> None:
     output = stream.getvalue()
     assert "hello" in output
     assert not output.lstrip().startswith("{")
+
+
+API_TOKENS = st.text(string.ascii_letters + string.digits + "_-", min_size=43, max_size=43).map(
+    lambda body: "cl_" + body
+)
+
+
+@given(token=API_TOKENS, key=st.text(string.ascii_letters + string.digits, min_size=8))
+def test_tokens_and_keys_in_an_access_log_line_are_redacted(token: str, key: str) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    access = logging.getLogger("uvicorn.access")
+    # uvicorn's own format: the path is written with its query string.
+    access.info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5000",
+        "GET",
+        f"/v1/cases?token={token}&access_token={token}&api_key={key}&limit=5",
+        "1.1",
+        401,
+    )
+    get_logger("t").warning("bad token", presented=token, note=f"Bearer {token}")
+    text = stream.getvalue()
+    assert token not in text
+    assert key not in text
+    assert "limit=5" in text  # only what could be a credential goes
+
+
+@given(
+    user=st.text(string.ascii_letters, min_size=6, max_size=10),
+    password=st.text(string.ascii_letters + string.digits, min_size=8, max_size=20),
+    key=st.text(string.ascii_letters + string.digits, min_size=8, max_size=20),
+)
+def test_urls_in_any_line_lose_their_credentials(user: str, password: str, key: str) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    url = f"https://{user}:{password}@water.example.cn/hooks?sig={key}&x={key}"
+    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 410 Gone"', url)
+    get_logger("t").info("sending", url=url, urls=[url])
+    text = stream.getvalue()
+    assert password not in text
+    assert key not in text
+    assert text.count("https://water.example.cn/hooks") == 3

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +69,18 @@ class TokenError(ValueError):
     """A token cannot be made as asked (a department role without a department, say)."""
 
 
+class TokenExpired(Exception):
+    """A real token past its expiry: refused like a revoked one, but the caller is told why
+    (the fix is a new token, not a typo hunt)."""
+
+    def __init__(self, expired_at: datetime) -> None:
+        self.expired_at = expired_at
+        super().__init__(
+            f"The token expired at {expired_at.strftime('%Y-%m-%d %H:%M:%S UTC')}; ask for a "
+            "new one (`closeloop token create`)."
+        )
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -80,19 +92,26 @@ def create_token(
     name: str | None = None,
     department: str | None = None,
     known_departments: Collection[str] | None = None,
+    expires_in: timedelta | None = None,
 ) -> NewToken:
     """Make a token; the caller shows `NewToken.token` once and never again.
 
     With `known_departments` (the routing rules' ids), a department token must name one.
+    With `expires_in`, it is refused from that long after now on; without, it lasts until
+    revoked.
     """
     department = check_department(role, department, known_departments)
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise TokenError("a token's lifetime must be longer than zero (e.g. --expires 90d)")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    made_at = now()
     record = ApiToken(
         name=name or department or role.value,
         role=role.value,
         department=department,
         token_hash=hash_token(token),
-        created_at=now(),
+        created_at=made_at,
+        expires_at=made_at + expires_in if expires_in is not None else None,
     )
     session.add(record)
     session.flush()
@@ -137,13 +156,23 @@ _TOKENS: Table = ApiToken.__table__  # type: ignore[assignment]
 _FIND = select(
     *(
         _TOKENS.c[name]
-        for name in ("id", "name", "role", "department", "token_hash", "revoked_at", "last_used_at")
+        for name in (
+            "id",
+            "name",
+            "role",
+            "department",
+            "token_hash",
+            "revoked_at",
+            "last_used_at",
+            "expires_at",
+        )
     )
 ).where(_TOKENS.c.token_hash == bindparam("digest"))
 
 
 def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal a presented token stands for; None if it is unknown, forged or revoked."""
+    """The principal a presented token stands for; None if it is unknown, forged or revoked.
+    Raises `TokenExpired` for a token past its expiry."""
     if not _TOKEN_SHAPE.match(token):
         return None
     digest = hash_token(token)
@@ -154,6 +183,8 @@ def authenticate(session: Session, token: str) -> Principal | None:
         return None
     if record.revoked_at is not None:
         return None
+    if record.expires_at is not None and record.expires_at <= now():
+        raise TokenExpired(record.expires_at)
     _note_use(session, record)
     return Principal(
         token_id=record.id, name=record.name, role=Role(record.role), department=record.department

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Seconds without a heartbeat before an intake consumer counts as dead and "
         "another returns the incidents it held to the queue.",
     )
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        description="development: departments' webhook endpoints on loopback, link-local or "
+        "private addresses are expected (`closeloop up` sets it unless told otherwise); "
+        "production: the rules are warned about when they name one.",
+    )
     rules_dir: Path = Field(default=Path("routing_rules"), description="The routing rules folder.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -67,6 +73,17 @@ class Settings(BaseSettings):
         default=64 * 1024,
         gt=0,
         description="Largest request body the API reads; a larger one is refused with 413.",
+    )
+    max_requests_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one API process works on at once; past it, 503 with Retry-After "
+        "at once (/health is never refused).",
+    )
+    request_body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request body may take to arrive; a slower one gets 408.",
     )
     public_url: str | None = Field(
         default=None,

@@ -41,6 +41,7 @@ from worker.contracts.enums import ActorKind
 from worker.contracts.incident import Incident, contains_nul
 from worker.db.session import get_engine, transaction
 from worker.dead_letters import record_dead_letter
+from worker.idempotency import QUEUE_SCOPE, Key, KeyReused
 from worker.logging import get_logger
 from worker.reliable_queue import ReliableQueue, Taken
 from worker.stages.intake import accept_incident
@@ -76,9 +77,12 @@ class Message:
     headers: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def idempotency_key(self) -> str | None:
+    def idempotency_key(self) -> Key | None:
         key = self.headers.get("idempotency-key") or self.message_id
-        return f"queue:{key}"[:200] if key else None
+        # The queue's own scope: an API client's key cannot meet it. (The prefix is what
+        # keys looked like before scopes; kept, so that a redelivery across the upgrade
+        # still finds its case.)
+        return Key(QUEUE_SCOPE, f"queue:{key}"[:200]) if key else None
 
     def details(self) -> dict[str, Any]:
         return {
@@ -178,6 +182,8 @@ def handle(taken: Taken, cap: int) -> Outcome:
                 session, incident, actor=ACTOR, idempotency_key=message.idempotency_key
             )
             case_id, created = accepted.case.id, accepted.created
+    except KeyReused as reused:
+        return _dead_letter(message, str(reused))
     except (OperationalError, InterfaceError) as error:
         log.warning("database unavailable; the message goes back on the queue", error=str(error))
         return Outcome.unavailable

@@ -7,6 +7,8 @@ that their lines are JSON too and are redacted too.
 Citizens' names, phone numbers and e-mail addresses are personal data: `redact_personal_data`
 blanks them by key anywhere in an event, and scrubs phone- and e-mail-shaped text from every
 string value, so a careless `log.info("...", body=raw_text)` cannot leak them either.
+Credentials are scrubbed the same way: `whsec_` and `cl_` secrets, the userinfo and query
+values of URLs (`worker.urls`), and credential-named query parameters of a bare path.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from worker.urls import scrub_urls
 
 REDACTED = "[redacted]"
 
@@ -43,9 +47,21 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # number may be a whole segment of a path (`GET /v1/cases/13912345678` in an access log).
 _PHONE = re.compile(r"(?<![\w.:-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,14}(?![\w:-]|\.\w)")
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+# API tokens (`worker.auth`): a client may send one in a query string, and the access log
+# writes the path with its query.
+_API_TOKEN = re.compile(r"(?<![A-Za-z0-9_])cl_[A-Za-z0-9_-]{16,}")
+# Values of query parameters named like credentials, in a path without scheme and host (an
+# access log line); absolute URLs lose every query value (`worker.urls`).
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:api[_-]?key|access[_-]?token|token|key|password|passwd|secret|sig|"
+    r"signature|auth)=)[^&\s\"'#]+"
+)
 
 
 def scrub_text(text: str) -> str:
+    text = scrub_urls(text)
+    text = _SECRET_QUERY.sub(lambda found: found.group(1) + REDACTED, text)
+    text = _API_TOKEN.sub(REDACTED, text)
     text = _WHSEC.sub(REDACTED, text)
     text = _EMAIL.sub(REDACTED, text)
     return _PHONE.sub(REDACTED, text)

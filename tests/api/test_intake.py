@@ -139,3 +139,86 @@ def test_monitor_and_admin_may_file_supervisor_and_department_may_not(
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
     assert "department" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"category": "gas.leak", "title": "楼道里闻到很浓的煤气味"},
+        {"title": "自来水管爆裂（二次来电）"},
+        {"description": ""},
+        {"location": {"latitude": 39.93, "longitude": 116.44, "district": "dongcheng"}},
+        {"priority_hint": "critical"},
+        {"attributes": {"floors": 3}},
+        {"external_id": "HL-OTHER-1"},
+        {"reporter": {"name": "李先生", "phone": "13900000001"}},
+    ],
+    ids=lambda change: "+".join(change),
+)
+def test_the_same_key_with_another_incident_is_refused_and_files_nothing(
+    client: TestClient, hotline: Headers, engine: Engine, change: dict[str, Any]
+) -> None:
+    headers = {**hotline, "Idempotency-Key": "reused-key-1"}
+    first = client.post("/v1/incidents", json=incident_body(), headers=headers)
+    assert first.status_code == 202
+    refused = client.post("/v1/incidents", json=incident_body(**change), headers=headers)
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "already used for a different incident" in problem["detail"]
+    assert problem["errors"][0]["field"] == "Idempotency-Key"
+    assert count_cases(engine) == 1
+    # The first filing, repeated exactly, is still a repeat.
+    again = client.post("/v1/incidents", json=incident_body(), headers=headers)
+    assert (again.status_code, again.json()["created"]) == (202, False)
+
+
+def test_a_key_is_its_tokens_own(client: TestClient, token: Any, engine: Engine) -> None:
+    key = {"Idempotency-Key": "everyone-picks-this-key"}
+    water = client.post("/v1/incidents", json=incident_body(), headers=token("hotline") | key)
+    gas_body = incident_body(category="gas.leak", title="楼道里闻到很浓的煤气味")
+    gas = client.post("/v1/incidents", json=gas_body, headers=token("monitor") | key)
+    same_body = client.post("/v1/incidents", json=incident_body(), headers=token("hotline") | key)
+    assert [a.status_code for a in (water, gas, same_body)] == [202, 202, 202]
+    assert [a.json()["created"] for a in (water, gas, same_body)] == [True, True, True]
+    assert len({a.json()["case_id"] for a in (water, gas, same_body)}) == 3
+    with session_factory(engine)() as session:
+        categories = sorted(session.scalars(select(Case.category)))
+    assert categories == ["gas.leak", "water.pipe_burst", "water.pipe_burst"]
+
+
+def test_an_http_key_never_meets_the_intake_queues(
+    client: TestClient, hotline: Headers, engine: Engine
+) -> None:
+    from tests.support.factories import HOTLINE, incident
+    from worker.idempotency import QUEUE_SCOPE, Key
+
+    with session_factory(engine)() as session, session.begin():
+        queued = intake.accept_incident(
+            session, incident(), actor=HOTLINE, idempotency_key=Key(QUEUE_SCOPE, "queue:m-1")
+        )
+    headers = {**hotline, "Idempotency-Key": "queue:m-1"}
+    filed = client.post("/v1/incidents", json=incident_body(), headers=headers)
+    assert (filed.status_code, filed.json()["created"]) == (202, True)
+    assert filed.json()["case_id"] != queued.case.id
+
+
+def test_racing_filings_with_one_key_and_two_incidents_file_one(
+    client: TestClient, hotline: Headers, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both_ready = threading.Barrier(2, timeout=10)
+    open_case = intake.open_case
+
+    def wait_then_open(*args: Any, **kwargs: Any) -> Any:
+        both_ready.wait()
+        return open_case(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "open_case", wait_then_open)
+    headers = {**hotline, "Idempotency-Key": "race-key-2"}
+    bodies = [incident_body(), incident_body(category="gas.leak", title="煤气味")]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(lambda body: client.post("/v1/incidents", json=body, headers=headers), bodies)
+        )
+    assert sorted(a.status_code for a in answers) == [202, 422]
+    assert count_cases(engine) == 1

@@ -225,3 +225,27 @@ def test_bodies_are_checked(
     refused = _post(client, task_of(engine, gas_leak, "gas"), action, gas, json=body)
     assert refused.status_code == 422
     assert field in [e["field"] for e in refused.json()["errors"]]
+
+
+def test_progress_with_a_reused_key_and_another_report_is_refused(
+    client: TestClient, engine: Engine, gas_leak: str, gas: Headers, token: TokenMaker
+) -> None:
+    task_id = task_of(engine, gas_leak, "gas")
+    _post(client, task_id, "accept", gas)
+    key = {"Idempotency-Key": "progress-2"}
+    first = _post(client, task_id, "progress", gas | key, json={"note": "crew on site"})
+    assert first.status_code == 200, first.text
+    written = event_count(engine, gas_leak)
+    for other in (
+        {"note": "valve closed, repairing"},
+        {"note": "crew on site", "attachments": ["https://photos.example/b.jpg"]},
+    ):
+        refused = _post(client, task_id, "progress", gas | key, json=other)
+        assert refused.status_code == 422, refused.text
+        assert "already used for a different progress report" in refused.json()["detail"]
+    assert event_count(engine, gas_leak) == written
+    # Another token of the same department has keys of its own.
+    colleague = token("department", department="gas")
+    later = _post(client, task_id, "progress", colleague | key, json={"note": "valve closed"})
+    assert later.status_code == 200, later.text
+    assert event_count(engine, gas_leak) == written + 1

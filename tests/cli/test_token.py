@@ -107,3 +107,70 @@ def test_tokens_are_hashed_at_rest(service: dict[str, str]) -> None:
     for token in tokens:
         assert token not in dump
         assert token.removeprefix("cl_") not in dump
+
+
+@pytest.mark.parametrize(("lifetime", "seconds"), [("90d", 90 * 86400), ("36h", 36 * 3600)])
+def test_a_token_with_an_expiry_is_refused_after_it_saying_so(
+    service: dict[str, str], client: TestClient, lifetime: str, seconds: int
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from worker.clock import FrozenClock, use_clock
+
+    start = datetime.now(UTC)
+    clock = FrozenClock(start)
+    previous = use_clock(clock)
+    try:
+        token_id, token = create("--role", "hotline", "--expires", lifetime)
+        bearer = {"Authorization": f"Bearer {token}"}
+        clock.advance(timedelta(seconds=seconds - 1))
+        assert client.get("/v1/cases", headers=bearer).status_code == 200
+        row = next(
+            line
+            for line in runner.invoke(app, ["token", "list"]).output.splitlines()
+            if token_id in line
+        )
+        assert "expired" not in row
+        clock.advance(timedelta(seconds=1))
+        refused = client.get("/v1/cases", headers=bearer)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        expiry = (start + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert refused.json()["detail"].startswith(f"The token expired at {expiry}")
+        row = next(
+            line
+            for line in runner.invoke(app, ["token", "list"]).output.splitlines()
+            if token_id in line
+        )
+        assert f"{expiry} (expired)" in row
+    finally:
+        use_clock(previous)
+
+
+def test_a_token_without_an_expiry_lasts_until_revoked(
+    service: dict[str, str], client: TestClient
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from worker.clock import FrozenClock, use_clock
+
+    clock = FrozenClock(datetime.now(UTC))
+    previous = use_clock(clock)
+    try:
+        _, token = create("--role", "hotline")
+        clock.advance(timedelta(days=3650))
+        assert (
+            client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        )
+    finally:
+        use_clock(previous)
+
+
+@pytest.mark.parametrize("lifetime", ["0d", "ninety days", "-5d", "90"])
+def test_a_bad_expiry_is_refused_saying_how_to_write_it(
+    service: dict[str, str], lifetime: str
+) -> None:
+    result = runner.invoke(app, ["token", "create", "--role", "hotline", "--expires", lifetime])
+    assert result.exit_code == 2
+    assert "--expires" in result.output or "lifetime" in result.output
+    assert TOKEN_LINE.search(result.output) is None

@@ -19,7 +19,29 @@ BAD = Path(__file__).parent / "bad"
 def test_check_ok() -> None:
     result = runner.invoke(app, ["rules", "check", str(EXAMPLE_CITY)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok: 20 departments, 53 categories, 4 districts")
+    assert result.stdout.startswith("ok: 20 departments, 53 categories, 4 districts")
+
+
+@pytest.mark.parametrize(("environment", "warned"), [("production", True), ("development", False)])
+def test_check_warns_of_endpoints_inside_the_network_outside_development(
+    monkeypatch: pytest.MonkeyPatch, environment: str, warned: bool
+) -> None:
+    # The example city's departments listen on loopback: right for `closeloop up`, and a
+    # warning (not a refusal) anywhere else.
+    monkeypatch.setenv("CLOSELOOP_ENVIRONMENT", environment)
+    reset_settings_cache()
+    try:
+        result = runner.invoke(app, ["rules", "check", str(EXAMPLE_CITY)])
+    finally:
+        monkeypatch.delenv("CLOSELOOP_ENVIRONMENT")
+        reset_settings_cache()
+    assert result.exit_code == 0, result.output
+    warning = (
+        "warning: department water: webhook URL http://127.0.0.1:9900/hooks/water points "
+        "inside this network (127.0.0.1 is a loopback address)"
+    )
+    assert (warning in result.stderr) is warned
+    assert result.stderr.count("warning:") == (20 if warned else 0)
 
 
 def test_check_reports_errors_and_exits_1() -> None:

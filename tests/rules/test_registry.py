@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from tests.rules.conftest import WEDNESDAY_10AM, incident, route, write_rules
 from worker.config import reset_settings_cache
+from worker.logging import configure_logging
 from worker.rules import RulesLoadError, decide
 from worker.rules import registry as registry_module
 from worker.rules.registry import Registry
@@ -109,3 +112,36 @@ def test_process_wide_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "gas"
     monkeypatch.setattr(registry_module, "_default", None)
     reset_settings_cache()
+
+
+def test_loading_warns_of_endpoints_inside_the_network_without_their_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.rules.conftest import BASE
+
+    departments = [dict(d) for d in BASE["departments"]]
+    departments[1]["url"] = "http://169.254.169.254/latest?api_key=K3Y-of-water"
+    departments[2]["url"] = "https://gas.example.cn/hooks?api_key=K3Y-of-gas"
+    folder = write_rules(tmp_path / "rules", [route("r", "water")], departments=departments)
+    monkeypatch.setenv("CLOSELOOP_ENVIRONMENT", "production")
+    reset_settings_cache()
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        Registry(folder).reload()
+    finally:
+        configure_logging("INFO", "json")
+        monkeypatch.delenv("CLOSELOOP_ENVIRONMENT")
+        reset_settings_cache()
+    warned = [
+        line["warning"]
+        for line in map(json.loads, stream.getvalue().splitlines())
+        if line["event"] == "rules.endpoint_inside_network"
+    ]
+    assert len(warned) == 8  # the link-local one and the seven on loopback; not gas
+    assert any(
+        "department water: webhook URL http://169.254.169.254/latest?api_key=[redacted]" in w
+        and "link-local" in w
+        for w in warned
+    )
+    assert "K3Y" not in stream.getvalue()

@@ -4,12 +4,14 @@ and writes nothing."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.support.factories import HOTLINE, incident
 from worker.audit import verify
 from worker.db.models import AuditEvent, Case, OutboxMessage, Reporter
 from worker.db.session import session_factory
+from worker.idempotency import Key, KeyReused
 from worker.stages.intake import Accepted, accept_incident
 
 REPORTER = {"name": "李雷", "phone": "+86 139 0000 0001", "email": "lilei@example.cn"}
@@ -18,7 +20,10 @@ REPORTER = {"name": "李雷", "phone": "+86 139 0000 0001", "email": "lilei@exam
 def _file(engine: Engine, key: str | None = None, **overrides: object) -> Accepted:
     with session_factory(engine)() as session, session.begin():
         accepted = accept_incident(
-            session, incident(**overrides), actor=HOTLINE, idempotency_key=key
+            session,
+            incident(**overrides),
+            actor=HOTLINE,
+            idempotency_key=Key.of_token("token-1", key),
         )
         # The new case is in the session as if loaded: what intake set, and what the
         # database defaulted, both read back.
@@ -53,7 +58,7 @@ def test_a_filing_opens_a_case_with_its_first_event_and_reporter(any_engine: Eng
 def test_a_repeat_finds_the_first_case_and_writes_nothing(any_engine: Engine) -> None:
     first = _file(any_engine, key="key-1", external_id="HL-2", reporter=REPORTER)
     written = [_count(any_engine, m) for m in (Case, AuditEvent, Reporter, OutboxMessage)]
-    by_key = _file(any_engine, key="key-1", external_id="HL-other")
+    by_key = _file(any_engine, key="key-1", external_id="HL-2", reporter=REPORTER)
     by_external_id = _file(any_engine, external_id="HL-2", reporter=REPORTER)
     assert (by_key.created, by_external_id.created) == (False, False)
     assert by_key.case.id == by_external_id.case.id == first.case.id
@@ -61,3 +66,11 @@ def test_a_repeat_finds_the_first_case_and_writes_nothing(any_engine: Engine) ->
     elsewhere = _file(any_engine, source="web", external_id="HL-2")
     assert elsewhere.created
     assert elsewhere.case.id != first.case.id
+
+
+def test_the_same_key_with_another_incident_is_refused_on_both_stores(any_engine: Engine) -> None:
+    _file(any_engine, key="key-2", external_id="HL-3")
+    written = [_count(any_engine, m) for m in (Case, AuditEvent, OutboxMessage)]
+    with pytest.raises(KeyReused, match="already used for a different incident"):
+        _file(any_engine, key="key-2", external_id="HL-4")
+    assert [_count(any_engine, m) for m in (Case, AuditEvent, OutboxMessage)] == written

@@ -23,6 +23,7 @@ from worker.api import (
     tasks,
 )
 from worker.api.limits import BodyLimit
+from worker.api.shedding import LoadShedding
 from worker.config import get_settings
 from worker.metrics.counting import install_session_counting
 
@@ -35,7 +36,14 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     install_session_counting()
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    settings = get_settings()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: a request refused for load costs nothing behind it.
+    app.add_middleware(
+        LoadShedding,
+        max_in_flight=settings.max_requests_in_flight,
+        body_timeout=settings.request_body_timeout,
+    )
     app.include_router(health.router)
     app.include_router(incidents.router)
     app.include_router(cases.router)

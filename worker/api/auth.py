@@ -4,10 +4,11 @@ Routes say what they need in their signature::
 
     caller: Annotated[Principal, Depends(require(Role.hotline, Role.supervisor))]
 
-`require(...)` answers 401 (with `WWW-Authenticate: Bearer`) for a missing, unknown or
-revoked token and 403 for a role not listed. Admin passes wherever supervisor does. A
-department token's scope is `caller.department`; a route shows a department only its own
-things and answers 404 (not 403) for the rest, so that ids of others' work do not leak.
+`require(...)` answers 401 (with `WWW-Authenticate: Bearer`) for a missing, unknown,
+revoked or expired token (an expired one is told so) and 403 for a role not listed. Admin
+passes wherever supervisor does. A department token's scope is `caller.department`; a route
+shows a department only its own things and answers 404 (not 403) for the rest, so that ids
+of others' work do not leak.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from worker.auth import Principal, Role, authenticate
+from worker.auth import Principal, Role, TokenExpired, authenticate
 from worker.db.session import autocommit
 
 bearer = HTTPBearer(
@@ -36,8 +37,11 @@ def current_principal(
     """The caller behind the bearer token; 401 without a valid one."""
     if credentials is None:
         raise HTTPException(401, "Send a token as `Authorization: Bearer ...`.", _CHALLENGE)
-    with autocommit() as session:  # a look-up, and at most one UPDATE of `last_used_at`
-        principal = authenticate(session, credentials.credentials)
+    try:
+        with autocommit() as session:  # a look-up, and at most one UPDATE of `last_used_at`
+            principal = authenticate(session, credentials.credentials)
+    except TokenExpired as expired:
+        raise HTTPException(401, str(expired), _CHALLENGE) from expired
     if principal is None:
         raise HTTPException(401, "The token is unknown or revoked.", _CHALLENGE)
     return principal

@@ -13,8 +13,10 @@ from worker.db.session import get_engine
 router = APIRouter(tags=["health"])
 
 
+# async: it runs on the event loop, so it answers even while every worker thread is busy
+# (and load shedding never refuses it).
 @router.get("/health", summary="The process is up")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 

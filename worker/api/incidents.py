@@ -1,7 +1,8 @@
 """`POST /v1/incidents`: file an incident; it becomes a case, exactly once.
 
-A repeat (same `Idempotency-Key`, or same source and external id) answers like the first
-filing, with the same case and `created: false`. Both answer 202: either way the case is
+A repeat (same `Idempotency-Key` from the same token, or same source and external id)
+answers like the first filing, with the same case and `created: false`; the same key with a
+different incident is refused with 422. Both answer 202: either way the case is
 accepted and on its way through the pipeline, and a client that retries after a lost answer
 should see the same status it would have seen the first time.
 """
@@ -20,6 +21,7 @@ from worker.auth import Principal, Role
 from worker.contracts.enums import CaseState
 from worker.contracts.incident import Incident
 from worker.db.session import transaction
+from worker.idempotency import Key
 from worker.stages.intake import accept_incident
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -31,7 +33,8 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=200,
         pattern=r"^[\x21-\x7e]+$",
-        description="A unique string (a UUID is best); a retry with it files nothing new.",
+        description="A unique string (a UUID is best), your token's own; a retry with it and "
+        "the same body does nothing new, the same key with another body is refused with 422.",
     ),
 ]
 
@@ -58,7 +61,10 @@ def file_incident(
     """Open a case for the incident (or find the one an earlier identical filing opened)."""
     with transaction() as session:
         accepted = accept_incident(
-            session, incident, actor=caller.actor, idempotency_key=idempotency_key
+            session,
+            incident,
+            actor=caller.actor,
+            idempotency_key=Key.of_token(caller.token_id, idempotency_key),
         )
         case_id, state = accepted.case.id, CaseState(accepted.case.state)
     response.headers["Location"] = f"/v1/cases/{case_id}"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.db.guard import ConcurrentChange
+from worker.idempotency import KeyReused
 from worker.lifecycle import TransitionRefused
 from worker.logging import get_logger, scrub_text
 
@@ -109,6 +110,12 @@ async def _refused_problem(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _key_reused_problem(_: Request, error: Exception) -> JSONResponse:
+    # 422 as the IETF Idempotency-Key draft has it: the request does not fit its own key.
+    fields = [{"field": "Idempotency-Key", "problem": str(error)}]
+    return problem(422, _TITLES[422], str(error), errors=fields)
+
+
 async def _unexpected_problem(request: Request, error: Exception) -> JSONResponse:
     # The caller learns nothing of the internals; the log has the details.
     log.error(
@@ -136,6 +143,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(ConcurrentChange, _conflict_problem)
     app.add_exception_handler(TransitionRefused, _refused_problem)
+    app.add_exception_handler(KeyReused, _key_reused_problem)
     app.add_exception_handler(Exception, _unexpected_problem)
 
 

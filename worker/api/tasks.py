@@ -26,6 +26,7 @@ from worker.auth import Principal, Role
 from worker.contracts.enums import TaskState
 from worker.contracts.task import ProgressReport, Resolution, TaskPage, TaskReturn, TaskView
 from worker.db.models import Task
+from worker.idempotency import Key
 from worker.stages import department
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -108,7 +109,12 @@ def progress(
         caller,
         task_id,
         lambda session, task: department.report_progress(
-            session, task, caller.actor, report.note, attachments, idempotency_key=idempotency_key
+            session,
+            task,
+            caller.actor,
+            report.note,
+            attachments,
+            idempotency_key=Key.of_token(caller.token_id, idempotency_key),
         ),
     )
 

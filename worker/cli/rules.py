@@ -18,6 +18,7 @@ from worker.rules.decision import Decision
 from worker.rules.durations import format_duration
 from worker.rules.loader import RulesLoadError, load_ruleset
 from worker.rules.registry import rules_dir
+from worker.rules.targets import endpoint_warnings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -42,6 +43,8 @@ def _load(directory: Path | None) -> Ruleset:
 def check(directory: DirArgument = None) -> None:
     """Load the rules and report every error with file, line and column."""
     ruleset = _load(directory)
+    for warning in endpoint_warnings(ruleset):
+        typer.echo(f"warning: {warning}", err=True)
     routes = len(ruleset.all_routes())
     typer.echo(
         f"ok: {len(ruleset.departments)} departments, {len(ruleset.categories)} categories, "

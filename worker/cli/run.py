@@ -105,6 +105,8 @@ def up(
     os.environ["CLOSELOOP_RULES_DIR"] = str(settings.resolved_rules_dir())
     os.environ["CLOSELOOP_API_HOST"] = settings.api_host
     os.environ["CLOSELOOP_API_PORT"] = str(settings.api_port)
+    # The embedded default runs on one machine: the example city's endpoints are on loopback.
+    os.environ.setdefault("CLOSELOOP_ENVIRONMENT", "development")
     configure_logging(settings.log_level, settings.log_format)
     redis = None
     if not os.environ.get("CLOSELOOP_BROKER_URL"):

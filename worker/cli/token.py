@@ -6,7 +6,7 @@ and replaced, never recovered.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.auth import Role, TokenError, create_token, list_tokens, revoke_token
+from worker.clock import now
 from worker.db.session import transaction
 from worker.rules import RulesLoadError, registry
+from worker.rules.durations import parse_duration
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -30,9 +32,14 @@ def create(
     name: Annotated[
         str | None, typer.Option(help="A name to know it by (default: department or role).")
     ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Refuse it after this long, e.g. 90d, 12w, 36h (default: never)."),
+    ] = None,
 ) -> None:
     """Make a bearer token and print it once. Keep it: only its hash is stored."""
     try:
+        lifetime = _lifetime(expires)
         with transaction() as session:
             made = create_token(
                 session,
@@ -40,13 +47,15 @@ def create(
                 name=name,
                 department=department,
                 known_departments=_departments() if role is Role.department else None,
+                expires_in=lifetime,
             )
     except TokenError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     record = made.record
     scope = f" for department {record.department}" if record.department else ""
-    typer.echo(f"token {record.id} ({record.role}{scope}), named '{record.name}':", err=True)
+    until = f", expires {_when(record.expires_at)}" if record.expires_at else ""
+    typer.echo(f"token {record.id} ({record.role}{scope}), named '{record.name}'{until}:", err=True)
     typer.echo(made.token)
     typer.echo("Shown once: store it now. Send it as `Authorization: Bearer <token>`.", err=True)
 
@@ -56,7 +65,7 @@ def list_command() -> None:
     """Every token (never the token itself): who it is for, and when it was last used."""
     with transaction() as session:
         tokens = list_tokens(session)
-    table = Table("id", "name", "role", "department", "created", "revoked", "last used")
+    table = Table("id", "name", "role", "department", "created", "expires", "revoked", "last used")
     for record in tokens:
         table.add_row(
             record.id,
@@ -64,10 +73,11 @@ def list_command() -> None:
             record.role,
             record.department or "",
             _when(record.created_at),
+            _expiry(record.expires_at),
             _when(record.revoked_at, "no"),
             _when(record.last_used_at, "never"),
         )
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 @app.command("revoke")
@@ -92,6 +102,21 @@ def _departments() -> frozenset[str]:
             err=True,
         )
         raise typer.Exit(2) from error
+
+
+def _lifetime(expires: str | None) -> timedelta | None:
+    if expires is None:
+        return None
+    try:
+        return parse_duration(expires)
+    except ValueError as error:
+        raise TokenError(f"--expires: {error}") from error
+
+
+def _expiry(moment: datetime | None) -> str:
+    if moment is None:
+        return "no"
+    return _when(moment) + (" (expired)" if moment <= now() else "")
 
 
 def _when(moment: datetime | None, missing: str = "") -> str:

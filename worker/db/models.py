@@ -80,7 +80,8 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_cases_source_external_id"),
-        UniqueConstraint("idempotency_key", name="uq_cases_idempotency_key"),
+        # A key is the client's (its token's), so two clients' keys never meet.
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_cases_idempotency_key"),
         Index("ix_cases_state", "state"),
         Index("ix_cases_received_at", "received_at"),
         Index("ix_cases_category_received", "category", "received_at"),
@@ -100,6 +101,10 @@ class Case(Base):
     source: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Whose key: "token:<id>" from the API, "queue" from the intake queue.
+    idempotency_scope: Mapped[str | None] = mapped_column(String(80))
+    # SHA-256 of the filing as the key first came with it: a repeat must match it.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -376,3 +381,18 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: never
+
+
+class RequestKey(Base):
+    """An `Idempotency-Key` a caller sent with a request other than a filing (a department's
+    progress report), with what it acted on and the fingerprint of what it asked; written in
+    the transaction of the request's effect, so the key exists exactly when the effect does."""
+
+    __tablename__ = "request_keys"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -26,6 +26,7 @@ from pydantic import (
 
 from worker.contracts.enums import Priority
 from worker.rules import durations
+from worker.urls import has_credentials
 
 DISTRICT_LEAD = "$district"
 """In `lead` or `assisting`: the government of the incident's own district."""
@@ -85,6 +86,12 @@ _HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 def _check_url(value: str) -> str:
     _HTTP_URL.validate_python(value)
+    if has_credentials(value):
+        # Whatever is in the URL ends up shown somewhere (an operator's screen, a log line).
+        raise ValueError(
+            "a webhook URL must not carry a user name or password (user:password@): remove "
+            "them; departments check the webhook-signature header to know a webhook is ours"
+        )
     return value
 
 

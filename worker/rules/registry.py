@@ -17,6 +17,7 @@ import structlog
 from worker.config import get_settings
 from worker.rules.compiled import Ruleset
 from worker.rules.loader import RulesLoadError, fingerprint, load_ruleset
+from worker.rules.targets import endpoint_warnings
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,8 @@ class Registry:
             previous, self._current = self._current, ruleset
         if previous is None or previous.version != ruleset.version:
             log.info("rules.loaded", version=ruleset.version, directory=str(self.directory))
+            for warning in endpoint_warnings(ruleset):
+                log.warning("rules.endpoint_inside_network", warning=warning)
         return ruleset
 
     def maybe_reload(self) -> bool:

@@ -33,6 +33,7 @@ from worker.contracts.enums import CaseState as C
 from worker.contracts.enums import TaskRole
 from worker.contracts.enums import TaskState as T
 from worker.db.models import AuditEvent, Case, Task
+from worker.idempotency import Key, claim, fingerprint
 from worker.lifecycle import CASE_TRANSITIONS, LIVE_TASK_STATES, record, transition, transition_task
 from worker.outbox import enqueue
 from worker.tasks.names import DISPATCH
@@ -61,18 +62,23 @@ def report_progress(
     note: str,
     attachments: list[str],
     *,
-    idempotency_key: str | None = None,
+    idempotency_key: Key | None = None,
 ) -> Task:
     """A note on the work (with links to photos, say). The first one starts the work.
 
-    With an `idempotency_key`, a report with a key seen before on this task is a repeat;
-    without one, a report that says exactly what the last one said is.
+    With an `idempotency_key`, a report with a key seen before is a repeat if it says the
+    same about the same task, and refused (`KeyReused`) if not; without one, a report that
+    says exactly what the last one said is a repeat.
     """
-    if _repeats_progress(session, task, note, attachments, idempotency_key):
+    if idempotency_key is not None:
+        asked = fingerprint({"task_id": task.id, "note": note, "attachments": attachments})
+        if not claim(session, idempotency_key, asked, "progress report", task_id=task.id):
+            return task
+    elif _repeats_last_progress(session, task, note, attachments):
         return task
     data: dict[str, Any] = {"note": note, "attachments": attachments}
     if idempotency_key is not None:
-        data["idempotency_key"] = idempotency_key
+        data["idempotency_key"] = idempotency_key.value
     if task.state == T.in_progress:
         record(
             session,
@@ -181,9 +187,7 @@ def _release_others(session: Session, case: Case, returned: Task, actor: Actor) 
         )
 
 
-def _repeats_progress(
-    session: Session, task: Task, note: str, attachments: list[str], key: str | None
-) -> bool:
+def _repeats_last_progress(session: Session, task: Task, note: str, attachments: list[str]) -> bool:
     reports = [
         event.data
         for event in session.scalars(
@@ -193,8 +197,6 @@ def _repeats_progress(
         )
         if event.data.get("task_id") == task.id
     ]
-    if key is not None:
-        return any(report.get("idempotency_key") == key for report in reports)
     if not reports:
         return False
     last = reports[-1]

@@ -1,8 +1,10 @@
 """Intake: an incident as filed becomes a case in `received`, exactly once, and the monitor
 stage is told (through the outbox, in the same transaction).
 
-A repeat of the same filing (same `Idempotency-Key`, or same source and external id) returns
-the case the first one created. The unique constraints decide races between two repeats.
+A repeat of the same filing (same `Idempotency-Key` from the same caller, or same source and
+external id) returns the case the first one created. The unique constraints decide races
+between two repeats. The same key with a different filing is refused (`KeyReused`): the
+second incident is not the first, and folding it into the first case would lose it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from worker.contracts.audit import Actor
 from worker.contracts.incident import Incident
 from worker.db.models import Case, new_id
+from worker.idempotency import Key, KeyReused, fingerprint
 from worker.lifecycle import open_case
 from worker.outbox import enqueue
 from worker.tasks.names import MONITOR
@@ -26,10 +29,18 @@ class Accepted:
     created: bool
 
 
-def find_repeat(session: Session, incident: Incident, idempotency_key: str | None) -> Case | None:
-    if idempotency_key:
-        found = session.scalar(select(Case).where(Case.idempotency_key == idempotency_key))
+def find_repeat(session: Session, incident: Incident, key: Key | None) -> Case | None:
+    """The case an earlier filing with this key (or source and external id) opened; raises
+    `KeyReused` when the key came with another incident."""
+    if key is not None:
+        found = session.scalar(
+            select(Case).where(
+                Case.idempotency_scope == key.scope, Case.idempotency_key == key.value
+            )
+        )
         if found is not None:
+            if found.request_fingerprint not in (None, incident_fingerprint(incident)):
+                raise KeyReused(key, "incident")
             return found
     if incident.external_id:
         return session.scalar(
@@ -40,13 +51,19 @@ def find_repeat(session: Session, incident: Incident, idempotency_key: str | Non
     return None
 
 
-def case_from_incident(incident: Incident, idempotency_key: str | None = None) -> Case:
+def incident_fingerprint(incident: Incident) -> str:
+    return fingerprint(incident.model_dump(mode="json"))
+
+
+def case_from_incident(incident: Incident, key: Key | None = None) -> Case:
     where = incident.location
     return Case(
         id=new_id(),
         source=incident.source,
         external_id=incident.external_id,
-        idempotency_key=idempotency_key,
+        idempotency_key=key.value if key else None,
+        idempotency_scope=key.scope if key else None,
+        request_fingerprint=incident_fingerprint(incident) if key else None,
         category=incident.category,
         title=incident.title,
         description=incident.description,
@@ -64,7 +81,7 @@ def case_from_incident(incident: Incident, idempotency_key: str | None = None) -
 
 
 def accept_incident(
-    session: Session, incident: Incident, *, actor: Actor, idempotency_key: str | None = None
+    session: Session, incident: Incident, *, actor: Actor, idempotency_key: Key | None = None
 ) -> Accepted:
     """Create the case for `incident`, or return the one an earlier identical filing made.
 

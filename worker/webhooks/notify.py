@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from worker.db.models import Case, Delivery
 from worker.logging import get_logger
+from worker.urls import safe_url
 from worker.webhooks.circuit import Health
 from worker.webhooks.endpoints import EndpointUnusable, ops_department
 from worker.webhooks.payloads import case_summary
@@ -44,7 +45,7 @@ def tell_ops_endpoint_disabled(
         event_type=ENDPOINT_DISABLED,
         payload={
             "department": endpoint.department,
-            "url": endpoint.url,
+            "url": safe_url(endpoint.url),
             "disabled_at": endpoint.disabled_at.isoformat() if endpoint.disabled_at else None,
             "reason": endpoint.disabled_reason,
             "delivery_id": delivery.id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from worker.urls import scrub_urls
 from worker.webhooks.schedule import parse_retry_after
 
 ERROR_CHARS = 300
@@ -70,5 +71,7 @@ def judge(answer: Answer, at: datetime) -> Verdict:
 
 
 def _cut(text: str) -> str:
-    text = " ".join(text.split())
+    # The error is kept (attempt log, audit store, API): an exception's message or an
+    # endpoint's answer may name a URL with its key, and a redirect's `Location` does.
+    text = scrub_urls(" ".join(text.split()))
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"

@@ -33,6 +33,7 @@ from worker.db.guard import ConcurrentChange
 from worker.db.models import Delivery, DeliveryAttempt
 from worker.db.session import transaction
 from worker.logging import get_logger
+from worker.urls import safe_url
 from worker.webhooks import circuit
 from worker.webhooks.audit import record_delivery
 from worker.webhooks.endpoints import Endpoint, EndpointLookup, EndpointUnusable, endpoint_for
@@ -423,7 +424,10 @@ def _gone(
     reason = f"{verdict.error} (delivery {delivery.id}, {at.isoformat()})"
     if state is not None:
         circuit.disable(state, at, reason)
-        record_delivery(session, delivery, "delivery.endpoint_disabled", url=state.url, status=410)
+        # The URL as it may be shown: the audit store is permanent and read by other departments.
+        record_delivery(
+            session, delivery, "delivery.endpoint_disabled", url=safe_url(state.url), status=410
+        )
         tell_ops_endpoint_disabled(session, delivery, state)
     _bury(session, delivery, verdict.error or "endpoint gone")
     return "disabled"
