@@ -54,3 +54,38 @@ def test_messages_still_go_round_trip_through_the_shared_client() -> None:
         assert sorted(seen) == [0, 1, 2]
         assert queue.get() is None
         queue.delete()
+
+
+@pytest.mark.usefixtures("service")
+def test_a_channel_closed_after_its_connection_let_go_puts_its_messages_back() -> None:
+    """What kombu leaves after Redis went away mid-task: `Connection.collect` detached the
+    transport (its `client` is None) with a channel still open, holding an unacknowledged
+    message. Closing that channel later put the message back through a new pool built from
+    the detached URL: `AttributeError: 'NoneType' object has no attribute 'hostname'`, which
+    stopped the worker. It must put the message back instead."""
+    queue_name = "transport-late-close"
+    with app.connection_for_write() as connection:
+        queue = connection.SimpleQueue(queue_name)
+        queue.put({"n": 1})
+        taken = queue.get(timeout=5)  # taken, not acknowledged: its worker is mid-task
+        assert taken.payload == {"n": 1}
+        channel = queue.channel
+        channel._disconnect_pools()  # the lost connection's pools are dropped...
+        channel.connection.client = None  # ...and the transport detached (Connection.collect)
+        channel.close()
+    with app.connection_for_write() as connection:
+        again = connection.SimpleQueue(queue_name)
+        assert again.get(timeout=5).payload == {"n": 1}
+        again.queue.delete()
+
+
+@pytest.mark.usefixtures("service")
+def test_a_channel_that_never_reached_redis_fails_with_a_connection_error() -> None:
+    import redis
+
+    with app.connection_for_write() as connection:
+        channel = Channel(connection.transport)
+    channel._remembered = None
+    channel.connection = None  # closed before it ever built a pool
+    with pytest.raises(redis.ConnectionError):
+        channel._connparams()

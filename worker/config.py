@@ -91,7 +91,17 @@ class Settings(BaseSettings):
     )
 
     webhook_timeout: float = Field(
-        default=15.0, gt=0, description="Seconds a department's endpoint has to answer a webhook."
+        default=15.0,
+        gt=0,
+        description="Seconds a webhook attempt may take in all (connect, send, the whole "
+        "answer); past it the attempt is a failure (timeout).",
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Most attempts on one endpoint at once in a worker process; a delivery "
+        "over it waits a moment (not an attempt), so a slow endpoint holds only that many "
+        "of the worker's threads.",
     )
     webhook_schedule: str = Field(
         default="0s,5s,5m,30m,2h,5h,10h,10h",

@@ -9,8 +9,10 @@ header), and the incident's source + external id decide as they do over HTTP.
 The queue is read as a reliable queue (worker/reliable_queue.py): a consumer killed at any
 moment leaves its message to be taken again, never lost. A message that can never become a
 case (not JSON, wrong types, too large, undecodable) is kept as a dead-letter record with the
-reason: never retried forever, never lost. If the database cannot be reached, the message goes
-back on the queue for a later try.
+reason, whatever its bytes were: never retried forever, never lost. If the database cannot be
+reached, a good message goes back on the queue for a later try; a dead letter never does: if
+it cannot be written, it is parked on a Redis list (`closeloop:intake:dead_letters`) and
+written to the database from there once it can be.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
@@ -40,9 +43,9 @@ from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
 from worker.contracts.incident import Incident, contains_nul
 from worker.db.session import get_engine, transaction
-from worker.dead_letters import record_dead_letter
+from worker.dead_letters import record_dead_letter, storable, storable_text
 from worker.idempotency import QUEUE_SCOPE, Key, KeyReused
-from worker.logging import get_logger
+from worker.logging import get_logger, scrub_text
 from worker.reliable_queue import ReliableQueue, Taken
 from worker.stages.intake import accept_incident
 
@@ -156,26 +159,33 @@ def _text_or_none(value: object) -> str | None:
 class Outcome(Enum):
     filed = "filed"  # a case was made, or found: the message is done
     dead_lettered = "dead_lettered"  # kept with its reason: the message is done
+    parked = "parked"  # its dead letter could not be written: kept in Redis; the message is done
     unavailable = "unavailable"  # the database could not be reached: try again later
     failed = "failed"  # something unexpected: try again, counted against the cap
 
 
-def handle(taken: Taken, cap: int) -> Outcome:
-    """Make the message a case, or a dead letter."""
+#: Keeps a dead letter that could not be written to the database (its entry, `park_entry`).
+Park = Callable[[bytes], None]
+
+
+def handle(taken: Taken, cap: int, park: Park) -> Outcome:
+    """Make the message a case, or a dead letter (parked with `park` if it cannot be written)."""
     if taken.takes > cap + 1:
         return _dead_letter(
+            taken,
             Message(body=taken.raw),
             f"taken {taken.takes - 1} times without being filed: it may stop its worker "
             "every time (CLOSELOOP_REDELIVERY_CAP)",
+            park,
         )
     try:
         message = open_message(taken.raw)
     except BadMessage as bad:
-        return _dead_letter(Message(body=taken.raw), str(bad))
+        return _dead_letter(taken, Message(body=taken.raw), str(bad), park)
     try:
         incident = read_incident(message)
     except BadMessage as bad:
-        return _dead_letter(message, str(bad))
+        return _dead_letter(taken, message, str(bad), park)
     try:
         with transaction() as session:
             accepted = accept_incident(
@@ -183,7 +193,7 @@ def handle(taken: Taken, cap: int) -> Outcome:
             )
             case_id, created = accepted.case.id, accepted.created
     except KeyReused as reused:
-        return _dead_letter(message, str(reused))
+        return _dead_letter(taken, message, str(reused), park)
     except (OperationalError, InterfaceError) as error:
         log.warning("database unavailable; the message goes back on the queue", error=str(error))
         return Outcome.unavailable
@@ -191,7 +201,10 @@ def handle(taken: Taken, cap: int) -> Outcome:
     return Outcome.filed
 
 
-def _dead_letter(message: Message, reason: str) -> Outcome:
+def _dead_letter(taken: Taken, message: Message, reason: str, park: Park) -> Outcome:
+    """Write the dead letter: the body readable, the message as it was taken in `raw`. If
+    that fails for any reason, park it. Never back on the queue: a message whose dead letter
+    cannot be written would come back to fail again, forever."""
     try:
         record_dead_letter(
             get_engine(),
@@ -199,11 +212,43 @@ def _dead_letter(message: Message, reason: str) -> Outcome:
             reason=reason,
             body=message.body,
             details=message.details(),
+            raw=taken.raw,
         )
-    except (OperationalError, InterfaceError) as error:
-        log.warning("database unavailable; the message goes back on the queue", error=str(error))
-        return Outcome.unavailable
+    except Exception as error:
+        log.error(
+            "cannot write a dead letter to the database; parked in Redis until it can be",
+            error=scrub_text(f"{type(error).__name__}: {error}"),
+            reason=scrub_text(reason),
+        )
+        park(park_entry(reason, message.body, message.details(), taken.raw))
+        return Outcome.parked
     return Outcome.dead_lettered
+
+
+def park_entry(reason: str, body: bytes, details: dict[str, Any], raw: bytes) -> bytes:
+    """A dead letter as it waits on the Redis list: JSON, its bytes in base64."""
+    return orjson.dumps(
+        {
+            "kind": "intake",
+            "reason": storable_text(reason),
+            "body": base64.b64encode(body).decode(),
+            "raw": base64.b64encode(raw).decode(),
+            "details": storable(details),
+        }
+    )
+
+
+def write_parked(entry: bytes) -> None:
+    """Write a dead letter kept as `park_entry` to the database."""
+    letter = orjson.loads(entry)
+    record_dead_letter(
+        get_engine(),
+        kind=letter["kind"],
+        reason=letter["reason"],
+        body=base64.b64decode(letter["body"]),
+        details=letter["details"],
+        raw=base64.b64decode(letter["raw"]),
+    )
 
 
 class IntakeConsumers:
@@ -218,6 +263,8 @@ class IntakeConsumers:
             heartbeat_timeout=heartbeat_timeout,
         )
         self.cap = cap
+        self.parked_key = key("intake:dead_letters")
+        self._failed_parked: set[bytes] = set()  # entries whose write failed, said once
         self.stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._consume, name=f"intake-{n}", daemon=True)
@@ -243,17 +290,23 @@ class IntakeConsumers:
             taken = self._redis(partial(self.queue.take, timeout=1))
             if taken is None:
                 continue
+            park = partial(self._park, taken.raw)
             try:
-                outcome = handle(taken, self.cap)
+                outcome = handle(taken, self.cap, park)
             except Exception:
                 log.exception("filing a queued incident failed; it goes back on the queue")
                 outcome = Outcome.failed
             if outcome in (Outcome.filed, Outcome.dead_lettered):
                 self._redis(partial(self.queue.done, taken.raw), until_done=True)
+            elif outcome is Outcome.parked:
+                pass  # parking took it off this consumer's list
             else:
                 self.stopping.wait(1.0)  # give the database a moment
                 counted = outcome is Outcome.failed
                 self._redis(partial(self.queue.give_back, taken.raw, counted), until_done=True)
+
+    def _park(self, raw: bytes, entry: bytes) -> None:
+        self._redis(partial(self.queue.park, raw, self.parked_key, entry), until_done=True)
 
     def _watch(self) -> None:
         every = self.queue.heartbeat_timeout / 3
@@ -262,6 +315,41 @@ class IntakeConsumers:
             moved = self._redis(self.queue.recover_abandoned) or 0
             if moved:
                 log.warning("returned a dead consumer's incidents to the queue", count=moved)
+            self._redis(self.write_parked_letters)
+
+    def write_parked_letters(self, most: int = 100) -> int:
+        """Move parked dead letters into the database, oldest first, until one fails (the
+        database is still away: the next round tries again). How many were written.
+
+        One consumer at a time (a lock key), and an entry leaves the list only once written:
+        a consumer that dies in between leaves it to be written again, at worst twice."""
+        client = self.queue.client
+        lock = f"{self.parked_key}:writer"
+        if not client.llen(self.parked_key) or not client.set(lock, "1", nx=True, px=60_000):
+            return 0
+        written = 0
+        try:
+            while written < most and not self.stopping.is_set():
+                entry: bytes | None = client.lindex(self.parked_key, -1)  # type: ignore[assignment]
+                if entry is None:
+                    break
+                try:
+                    write_parked(entry)
+                except Exception as error:
+                    if entry not in self._failed_parked:  # said once, not every round
+                        self._failed_parked.add(entry)
+                        log.error(
+                            "a parked dead letter still cannot be written; it stays in Redis",
+                            key=self.parked_key,
+                            error=scrub_text(f"{type(error).__name__}: {error}"),
+                        )
+                    break
+                client.rpop(self.parked_key)
+                self._failed_parked.discard(entry)
+                written += 1
+        finally:
+            client.delete(lock)
+        return written
 
     def _redis(self, call: Any, until_done: bool = False) -> Any:
         """Run a Redis call; on a lost connection wait and (if `until_done`) try again, so a

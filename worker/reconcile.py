@@ -5,14 +5,15 @@ Missing means:
 - a case still waiting for a stage (received or triaged) longer than the pipeline ever takes;
 - a case past dispatch without a lead task in its current round;
 - a task without the delivery that assigned it (`task.assigned`, or `case.reopened`);
-- a delivery not delivered (still on its way counts as pending, not missing; dead counts);
+- a delivery not delivered: dead, or late (still waiting longer than `grace` past the time
+  it was due: its next attempt, or the end of its claim), with how late it is;
 - an outbox message never published after the relay should have sent it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from worker.clock import now
 from worker.contracts.enums import CaseState, TaskRole
 from worker.db.models import Case, Delivery, OutboxMessage, Task
+from worker.webhooks.sending import WAITING
 
 PAST_DISPATCH = [
     s.value
@@ -37,6 +39,15 @@ PAST_DISPATCH = [
 ASSIGNING_EVENTS = ("task.assigned", "case.reopened")
 
 
+@dataclass(frozen=True)
+class LateDelivery:
+    id: str
+    department: str
+    state: str
+    due_at: str
+    late_seconds: int
+
+
 @dataclass
 class Report:
     cases: int = 0
@@ -48,6 +59,7 @@ class Report:
     cases_without_lead_task: list[str] = field(default_factory=list)
     tasks_without_delivery: list[str] = field(default_factory=list)
     dead_deliveries: list[str] = field(default_factory=list)
+    late_deliveries: list[LateDelivery] = field(default_factory=list)
     unpublished_messages: int = 0
 
     @property
@@ -57,6 +69,7 @@ class Report:
             + len(self.cases_without_lead_task)
             + len(self.tasks_without_delivery)
             + len(self.dead_deliveries)
+            + len(self.late_deliveries)
             + self.unpublished_messages
         )
 
@@ -104,6 +117,7 @@ def reconcile(session: Session, grace: timedelta = timedelta(minutes=2)) -> Repo
         ),
     )
     report.dead_deliveries = _ids(session, select(Delivery.id).where(Delivery.state == "dead"))
+    report.late_deliveries = _late_deliveries(session, cutoff)
     report.unpublished_messages = (
         session.scalar(
             select(func.count()).where(
@@ -113,6 +127,29 @@ def reconcile(session: Session, grace: timedelta = timedelta(minutes=2)) -> Repo
         or 0
     )
     return report
+
+
+def _late_deliveries(session: Session, cutoff: datetime, limit: int = 1000) -> list[LateDelivery]:
+    # A waiting delivery's `next_attempt_at` is when it is due (pending) or when its claim
+    # ends (queued, sending): past it by more than the grace, nothing is moving it.
+    at = now()
+    rows = session.execute(
+        select(Delivery.id, Delivery.department, Delivery.state, Delivery.next_attempt_at)
+        .where(Delivery.state.in_(WAITING), Delivery.next_attempt_at < cutoff)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    ).all()
+    return [
+        LateDelivery(
+            id=str(id_),
+            department=str(department),
+            state=str(state),
+            due_at=due.isoformat(),
+            late_seconds=int((at - due).total_seconds()),
+        )
+        for id_, department, state, due in rows
+        if due is not None
+    ]
 
 
 def _counts(session: Session, column: object) -> dict[str, int]:

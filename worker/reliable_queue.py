@@ -106,6 +106,16 @@ class ReliableQueue:
                 pipe.hincrby(self._takes_key, fingerprint(raw), -1)
             pipe.execute()
 
+    def park(self, raw: bytes, parked_key: str, entry: bytes) -> None:
+        """The message is done with, but what it became (`entry`) could not be stored where it
+        belongs: keep `entry` on the list `parked_key` instead, in the same step that forgets
+        the message, so it is neither lost nor taken again."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.lpush(parked_key, entry)
+            pipe.lrem(self.processing_key, 1, _value(raw))
+            pipe.hdel(self._takes_key, fingerprint(raw))
+            pipe.execute()
+
     # everyone's
 
     def recover_abandoned(self) -> int:

@@ -35,6 +35,11 @@ def reconcile_command(
         ):
             if ids:
                 typer.echo(f"MISSING {title}: {len(ids)} (first: {', '.join(ids[:5])})")
+        if late := report.late_deliveries:
+            worst = ", ".join(f"{d.id} ({_late(d.late_seconds)})" for d in late[:5])
+            typer.echo(
+                f"MISSING deliveries late past their next attempt: {len(late)} (most late: {worst})"
+            )
         if report.unpublished_messages:
             typer.echo(f"MISSING unpublished outbox messages: {report.unpublished_messages}")
         typer.echo(f"missing: {report.missing}")
@@ -44,3 +49,11 @@ def reconcile_command(
 
 def _states(counts: dict[str, int]) -> str:
     return ", ".join(f"{state} {count}" for state, count in sorted(counts.items()))
+
+
+def _late(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min late"
+    return f"{minutes} min {secs} s late" if minutes else f"{secs} s late"

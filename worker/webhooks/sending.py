@@ -2,11 +2,13 @@
 
 Three short steps, none holding a transaction open across the network:
 
-1. claim (one transaction): the delivery is due, its endpoint is neither disabled nor behind
-   an open circuit; it moves to `sending` with a lease (`next_attempt_at` = lease end) under
-   its version column, so of two workers only one wins. A worker that dies after this leaves
-   the delivery due again when the lease ends, and the lost attempt is noted then.
-2. POST (no transaction): the body exactly as signed, 15 s timeout, redirects not followed.
+1. claim (one transaction): the delivery is due, its endpoint has a free slot in this process
+   (worker.webhooks.slots; else it waits a moment, not an attempt) and is neither disabled
+   nor behind an open circuit; it moves to `sending` with a lease (`next_attempt_at` = lease
+   end) under its version column, so of two workers only one wins. A worker that dies after
+   this leaves the delivery due again when the lease ends, and the lost attempt is noted then.
+2. POST (no transaction): the body exactly as signed, within `webhook_timeout` for the whole
+   attempt (worker.webhooks.deadline), redirects not followed.
 3. record (one transaction): the attempt row, the outcome on the delivery, the endpoint's
    health, the audit event; fenced on the claim, so an attempt whose lease ran out and was
    taken over by another worker cannot overwrite that worker's outcome.
@@ -34,8 +36,9 @@ from worker.db.models import Delivery, DeliveryAttempt
 from worker.db.session import transaction
 from worker.logging import get_logger
 from worker.urls import safe_url
-from worker.webhooks import circuit
+from worker.webhooks import circuit, slots
 from worker.webhooks.audit import record_delivery
+from worker.webhooks.deadline import DeadlineBackend, deadline
 from worker.webhooks.endpoints import Endpoint, EndpointLookup, EndpointUnusable, endpoint_for
 from worker.webhooks.outcomes import Answer, Outcome, Verdict, judge
 from worker.webhooks.schedule import next_attempt_at, parse_duration, parse_schedule
@@ -46,6 +49,8 @@ log = get_logger("closeloop.webhooks")
 WAITING = ("pending", "queued", "sending")
 EXCERPT_BYTES = 512
 RECORD_TRIES = 3
+# A delivery whose endpoint has no free slot is due again this soon (beat's next scans).
+BUSY_WAIT = timedelta(seconds=1)
 
 
 @dataclass
@@ -135,12 +140,13 @@ class Claim:
     # The delivery row as the claim committed it: recording the outcome starts from it instead
     # of reading it again (its version column catches anyone who wrote to it in between).
     delivery: Sending | None = field(default=None, compare=False, repr=False)
+    slot: str | None = None  # the endpoint slot this attempt holds (`slots.give_back` it)
 
 
 def lease() -> timedelta:
-    """How long a claimed attempt may take before the delivery is due again: the connect,
-    write, read and pool timeouts back to back, and a margin."""
-    return timedelta(seconds=4 * get_settings().webhook_timeout + 30)
+    """How long a claimed attempt may take before the delivery is due again: the attempt's
+    whole timeout, and a margin for recording it."""
+    return timedelta(seconds=get_settings().webhook_timeout + 30)
 
 
 def send_delivery(
@@ -152,7 +158,11 @@ def send_delivery(
     claim = claim_delivery(engine, delivery_id, endpoints)
     if not isinstance(claim, Claim):
         return claim
-    answer = post(claim)
+    try:
+        answer = post(claim)
+    finally:
+        if claim.slot is not None:
+            slots.give_back(claim.slot)
     return record_answer(engine, claim, answer)
 
 
@@ -176,15 +186,28 @@ def note_lost_attempt(session: Session, delivery: Delivery | Sending) -> None:
 
 
 def claim_delivery(engine: Engine, delivery_id: str, endpoints: EndpointLookup) -> Claim | str:
-    """The claim on the delivery's next attempt, or why there is none to make now."""
+    """The claim on the delivery's next attempt, or why there is none to make now. A claim
+    may hold a slot of its endpoint: the caller gives it back after the attempt."""
+    held: list[str] = []
     try:
         with transaction(engine) as session:
-            return _claim(session, delivery_id, endpoints)
+            return _claim(session, delivery_id, endpoints, held)
     except ConcurrentChange:
+        _give_back(held)
         return "not due"  # another worker claimed it first: this attempt is theirs
+    except BaseException:
+        _give_back(held)  # the claim did not commit: no attempt will use the slot
+        raise
 
 
-def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Claim | str:
+def _give_back(held: list[str]) -> None:
+    for endpoint in held:
+        slots.give_back(endpoint)
+
+
+def _claim(
+    session: Session, delivery_id: str, endpoints: EndpointLookup, held: list[str]
+) -> Claim | str:
     at = now()
     delivery = read(session, delivery_id)
     if delivery is None or not is_due(delivery, at):
@@ -195,9 +218,15 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
         problem = None
     except EndpointUnusable as error:
         endpoint, problem = None, str(error)
-    refused = _gate(session, delivery, endpoint, at) if endpoint is not None else None
-    if refused is not None:
-        return refused
+    if endpoint is not None:
+        if not slots.take(endpoint.url, get_settings().webhook_endpoint_concurrency):
+            return _wait_for_slot(session, delivery, at)
+        held.append(endpoint.url)
+        refused = _gate(session, delivery, endpoint, at)
+        if refused is not None:
+            held.remove(endpoint.url)
+            slots.give_back(endpoint.url)
+            return refused
     delivery.state = "sending"
     delivery.attempts += 1
     delivery.next_attempt_at = at + lease()
@@ -210,7 +239,17 @@ def _claim(session: Session, delivery_id: str, endpoints: EndpointLookup) -> Cla
         endpoint=endpoint,
         problem=problem,
         delivery=delivery,
+        slot=held[0] if held else None,
     )
+
+
+def _wait_for_slot(session: Session, delivery: Sending, at: datetime) -> str:
+    """The endpoint has as many attempts in flight here as it may: this one waits a moment.
+    Not an attempt, so nothing is counted; pending, so the next scan queues it again."""
+    delivery.state = "pending"
+    delivery.next_attempt_at = at + BUSY_WAIT
+    write(session, delivery)
+    return "busy"
 
 
 def _gate(session: Session, delivery: Sending, endpoint: Endpoint, at: datetime) -> str | None:
@@ -243,8 +282,16 @@ def envelope(delivery: Sending) -> bytes:
 
 @lru_cache(maxsize=4)
 def _client(timeout: float) -> httpx.Client:
+    transport = httpx.HTTPTransport()
+    # httpx has no option for httpcore's network backend; its pool takes one, and the
+    # attempt's deadline lives there (worker.webhooks.deadline).
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("httpcore's connection pool changed: cannot bound webhook attempts")
+    pool._network_backend = DeadlineBackend()
     return httpx.Client(
         timeout=timeout,
+        transport=transport,
         follow_redirects=False,
         headers={"user-agent": f"closeloop/{__version__}", "content-type": "application/json"},
     )
@@ -265,9 +312,12 @@ def post(claim: Claim) -> Answer:
         return Answer(started_at, 0.0, error=problem, reached_endpoint=False)
     timeout = get_settings().webhook_timeout
     try:
-        with _client(timeout).stream(
-            "POST", claim.endpoint.url, content=claim.body, headers=headers
-        ) as response:
+        with (
+            deadline(timeout),
+            _client(timeout).stream(
+                "POST", claim.endpoint.url, content=claim.body, headers=headers
+            ) as response,
+        ):
             return Answer(
                 started_at,
                 spent(),
