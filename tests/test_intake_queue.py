@@ -101,9 +101,11 @@ def test_a_message_id_reused_for_another_incident_is_a_dead_letter(
 
     first = envelope(json.dumps(INCIDENT).encode())
     other = envelope(json.dumps({**INCIDENT, "category": "water.pipe_burst"}).encode())
-    assert handle(Taken(first, 1), cap=5) is Outcome.filed
-    assert handle(Taken(first, 1), cap=5) is Outcome.filed  # a redelivery: nothing new
-    assert handle(Taken(other, 1), cap=5) is Outcome.dead_lettered
+    parked: list[bytes] = []
+    assert handle(Taken(first, 1), 5, parked.append) is Outcome.filed
+    assert handle(Taken(first, 1), 5, parked.append) is Outcome.filed  # a redelivery
+    assert handle(Taken(other, 1), 5, parked.append) is Outcome.dead_lettered
+    assert not parked
     with session_factory()() as session:
         assert session.scalar(select(func.count()).select_from(Case)) == 1
         [dead] = session.scalars(select(DeadLetter))
