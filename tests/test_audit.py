@@ -12,6 +12,7 @@ from tests.support.factories import SYSTEM, filed_case, walk_to
 from tests.support.statements import recorded
 from tests.support.tamper import triggers_disabled
 from worker.audit import GENESIS, append_note, chain_hash, timeline, verify
+from worker.audit_keys import keyring
 from worker.contracts.enums import CaseState as C
 from worker.db.guard import ConcurrentChange
 from worker.db.models import Case
@@ -54,11 +55,12 @@ def test_stored_events_rehash_to_their_hash(any_engine: Engine) -> None:
         )
     with session_factory(any_engine)() as session:
         for event in timeline(session, case_id):
+            assert event.key_id == "test-key"
             recomputed = chain_hash(
-                case_id=event.case_id, seq=event.seq, at=event.at, actor_kind=event.actor_kind,
+                keyring().keys["test-key"], case_id=event.case_id, seq=event.seq, at=event.at, actor_kind=event.actor_kind,
                 actor_id=event.actor_id, action=event.action, from_state=event.from_state,
                 to_state=event.to_state, data=event.data, rules_version=event.rules_version,
-                prev_hash=event.prev_hash,
+                prev_hash=event.prev_hash, key_id=event.key_id,
             )  # fmt: skip
             assert recomputed == event.hash
         assert timeline(session, case_id)[-1].data["备注"] == "燃气泄漏，请立即处理"

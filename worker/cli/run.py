@@ -120,8 +120,10 @@ def up(
     failed: CrashLoop | None = None
     try:
         from worker.db.migrate import upgrade
+        from worker.audit_keys import ensure_key
         from worker.embedded_secrets import ensure_secrets
 
+        ensure_key(folder)
         upgrade(settings.resolved_database_url())
         secrets_file = ensure_secrets(settings.resolved_rules_dir(), folder)
         announce(
