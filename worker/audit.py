@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 try:  # OpenSSL's HMAC in one C call; `hmac.digest` wraps it in Python (three calls an event)
     from _hashlib import hmac_digest as _hmac
 except ImportError:  # pragma: no cover - a Python built without OpenSSL
-    from hmac import digest as _hmac
+    from hmac import digest as _hmac  # type: ignore[assignment]
 
 GENESIS = "0" * 64
 
@@ -380,7 +380,7 @@ def _streamed(connection: Any, query: Any, batch: int) -> Iterator[Any]:
 class _Chain:
     """What verification holds of the case being read: its head so far and its case row."""
 
-    __slots__ = ("case_id", "has_row", "head_seq", "head_hash", "seq", "hash", "broken")
+    __slots__ = ("broken", "case_id", "has_row", "hash", "head_hash", "head_seq", "seq")
 
     def __init__(self, case_id: str, has_row: bool, head_seq: int, head_hash: str) -> None:
         self.case_id, self.has_row = case_id, has_row
@@ -482,7 +482,9 @@ def verify(
             anchored.pop(cid, None)
             problems.append(
                 Problem(
-                    cid, None, f"the case has no events (it records {recorded}): its chain was removed"
+                    cid,
+                    None,
+                    f"the case has no events (it records {recorded}): its chain was removed",
                 )
             )
     for cid, (seq, _) in anchored.items():
@@ -504,8 +506,7 @@ def _end_chain(report: VerifyReport, chain: _Chain, anchored: dict[str, tuple[in
     what: str | None = None
     if not chain.has_row:
         what = (
-            f"no case row: the case was deleted and its chain of {chain.seq} events left "
-            "orphaned"
+            f"no case row: the case was deleted and its chain of {chain.seq} events left orphaned"
         )
     elif (chain.seq, chain.hash) != (chain.head_seq, chain.head_hash):
         what = (

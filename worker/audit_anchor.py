@@ -66,7 +66,9 @@ def _header(created_at: str, key_id: str, count: int, root: str) -> bytes:
     return orjson.dumps([FORMAT, created_at, key_id, count, root])
 
 
-def write_anchor(engine: Engine, folder: Path, keys: Keyring | None = None) -> tuple[Path | None, VerifyReport]:
+def write_anchor(
+    engine: Engine, folder: Path, keys: Keyring | None = None
+) -> tuple[Path | None, VerifyReport]:
     """Verify the store (against the newest anchor in `folder`, if any) and, if it holds,
     write a new anchor of every chain's head there. An unsound store is not anchored: that
     would bless what was done to it. Returns the file (None if not written) and the report."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select, text
@@ -61,3 +60,11 @@ def events_of(connection: Connection, case_id: str) -> list[dict[str, Any]]:
         .order_by(events.c.seq)
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def last_hash(connection: Connection, case_id: str) -> str:
+    found = connection.scalar(
+        text("SELECT hash FROM audit_events WHERE case_id = :c ORDER BY seq DESC LIMIT 1"),
+        {"c": case_id},
+    )
+    return str(found)

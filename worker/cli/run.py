@@ -119,8 +119,8 @@ def up(
     supervisor: Supervisor | None = None
     failed: CrashLoop | None = None
     try:
-        from worker.db.migrate import upgrade
         from worker.audit_keys import ensure_key
+        from worker.db.migrate import upgrade
         from worker.embedded_secrets import ensure_secrets
 
         ensure_key(folder)
