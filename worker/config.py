@@ -137,11 +137,6 @@ class Settings(BaseSettings):
         description="Folder `closeloop audit anchor` writes to and `verify` reads the newest "
         "anchor from. Unset: DATA_DIR/anchors.",
     )
-    audit_anchor_interval: float = Field(
-        default=0.0,
-        ge=0,
-        description="Seconds between the anchors beat writes; 0: beat writes none.",
-    )
     database_app_role: str = Field(
         default="closeloop_app",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
