@@ -48,6 +48,7 @@ def verify_command(
 ) -> None:
     """Check every chain from its events, and against the newest anchor; exit 1 naming the
     first broken event of each bad chain, each vanished case and each cut chain."""
+    engine = get_engine()  # no store is the first thing to say
     keys = keyring()
     path = anchor or newest_anchor(get_settings().anchor_dir())
     try:
@@ -56,7 +57,7 @@ def verify_command(
         typer.echo(f"BROKEN  {error}", err=True)
         typer.echo("FAILED: the anchor does not hold", err=True)
         raise typer.Exit(1) from None
-    report = verify(get_engine(), case_id=case, keys=keys, anchor=checkpoint)
+    report = verify(engine, case_id=case, keys=keys, anchor=checkpoint)
     if not report.ok:
         _fail(report)
     if case is not None and report.cases == 0:
@@ -86,8 +87,9 @@ def anchor_command(
     """Verify the store and write a signed checkpoint of every chain's head (a Merkle root);
     a store that does not verify is not anchored (exit 1)."""
     folder = out or get_settings().anchor_dir()
+    engine = get_engine()
     try:
-        path, report = write_anchor(get_engine(), folder)
+        path, report = write_anchor(engine, folder)
     except AnchorInvalid as error:
         typer.echo(f"BROKEN  {error}", err=True)
         typer.echo("FAILED: the previous anchor does not hold; nothing anchored", err=True)
