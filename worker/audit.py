@@ -1,9 +1,12 @@
-"""The audit store: append-only events, hash-chained per case, and their verification.
+"""The audit store: append-only events, chained per case with a keyed MAC, and their proof.
 
-Each event's hash is SHA-256 over a canonical JSON encoding of the event, previous hash
-included, so altering, removing or reordering any event breaks the chain from there on. The
-case row keeps the chain's head (last sequence number and hash) so that a removed *last*
-event is caught too. Verification streams rows in chain order and holds one case at a time.
+Each event's `hash` is HMAC-SHA256, under an audit key kept outside the database (see
+`worker.audit_keys`), over a canonical JSON encoding of the event, previous hash included, so
+altering, removing or reordering any event breaks the chain from there on, and nobody without
+the key can write an event (or re-seal an altered chain) that verifies. The case row keeps the
+chain's head (last sequence number and hash) so that a removed *last* event is caught too; an
+anchor (`worker.audit_anchor`) keeps every head outside the database, so that a chain cut back
+together with its head, or removed whole, is caught as well.
 
 Events are written with prebuilt plain statements, after the case row's guarded write, not as
 ORM objects: on the pipeline's busiest paths the unit of work cost several times the SQL.
@@ -12,20 +15,20 @@ Inside a savepoint an event stays an ORM object (its rollback must take the even
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, Insert, Table, bindparam, insert, inspect, select, update
+from sqlalchemy import Engine, Insert, Table, bindparam, exists, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from worker.audit_keys import Keyring, keyring
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import CaseState
@@ -33,10 +36,18 @@ from worker.db.guard import ConcurrentChange, flush_guarded
 from worker.db.models import AuditEvent, Case, Reporter
 from worker.metrics.counting import note_written
 
+if TYPE_CHECKING:
+    from worker.audit_anchor import Anchor
+
+try:  # OpenSSL's HMAC in one C call; `hmac.digest` wraps it in Python (three calls an event)
+    from _hashlib import hmac_digest as _hmac
+except ImportError:  # pragma: no cover - a Python built without OpenSSL
+    from hmac import digest as _hmac  # type: ignore[assignment]
+
 GENESIS = "0" * 64
 
 
-_ENCODING_VERSION = "closeloop-audit-v1"
+_ENCODING_VERSION = "closeloop-audit-v2"
 
 
 def canonical(
@@ -51,8 +62,9 @@ def canonical(
     data: Any,
     rules_version: str | None,
     prev_hash: str,
+    key_id: str | None,
 ) -> bytes:
-    """The bytes that are hashed: a fixed-order JSON array, object keys sorted, UTF-8,
+    """The bytes that are sealed: a fixed-order JSON array, object keys sorted, UTF-8,
     the time as microsecond UTC. Changing this changes every hash: bump the version tag."""
     if at.tzinfo is not UTC:
         at = at.astimezone(UTC)
@@ -69,12 +81,21 @@ def canonical(
         data,
         rules_version,
         prev_hash,
+        key_id,
     ]
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
-def chain_hash(**fields: Any) -> str:
-    return hashlib.sha256(canonical(**fields)).hexdigest()
+def chain_hash(key: bytes, **fields: Any) -> str:
+    """An event's seal: HMAC-SHA256 under `key` of its canonical bytes, in hex."""
+    return _hmac(key, canonical(**fields), "sha256").hex()
+
+
+def _seal(fields: dict[str, Any]) -> str:
+    """Seal a new event with the current key, recording which key that is."""
+    ring = keyring()
+    fields["key_id"] = ring.current_id
+    return _hmac(ring.current, canonical(**fields), "sha256").hex()
 
 
 _CASES: Table = Case.__table__  # type: ignore[assignment]
@@ -125,7 +146,7 @@ def append_event(
         data=data,
         rules_version=rules_version,
     )
-    digest = chain_hash(**fields)
+    digest = _seal(fields)
     case.audit_seq, case.audit_head = fields["seq"], digest
     session.add(case)
     if session.in_nested_transaction():
@@ -141,7 +162,19 @@ def append_event(
     event_row = {**fields, "hash": digest}
     session.connection().execute(_ADD_EVENT, event_row)
     note_written(session, action, fields["to_state"], case)
-    return AuditEvent(**event_row)
+    return _written(event_row)
+
+
+_NEW_EVENT = AuditEvent._sa_class_manager.new_instance  # type: ignore[attr-defined]
+
+
+def _written(row: dict[str, Any]) -> AuditEvent:
+    """What was written, as an event to read (never to add to a session: it is written). Its
+    values go straight into the instance's dict: the ORM's constructor sets each attribute
+    through its instrumentation, some hundred Python calls an event on the busiest path."""
+    event: AuditEvent = _NEW_EVENT()
+    event.__dict__.update(row)
+    return event
 
 
 def _event_fields(
@@ -212,7 +245,7 @@ def append_note(
         data=data,
         rules_version=rules_version,
     )
-    digest = chain_hash(**fields)
+    digest = _seal(fields)
     moved = connection.execute(
         _MOVE_HEAD,
         {
@@ -260,7 +293,7 @@ def open_case_row(
         to_state=CaseState(case.state),
         data=data,
     )
-    digest = chain_hash(**fields)
+    digest = _seal(fields)
     case.version, case.audit_seq, case.audit_head = 1, 1, digest
     case.received_at = case.updated_at = fields["at"]
     row = {column.key: value for column, value in _set_columns(case)}
@@ -314,8 +347,11 @@ class Problem:
 class VerifyReport:
     events: int = 0
     cases: int = 0
+    anchored: int = 0
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    # Each sound chain's head (case, seq, hash), if asked for: what an anchor keeps.
+    heads: list[tuple[str, int, str]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -326,10 +362,9 @@ class VerifyReport:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-_COLUMNS = (
-    Case.id,
-    Case.audit_seq,
-    Case.audit_head,
+# Events first, their case row joined: a chain whose case row is gone is still read.
+_EVENT_COLUMNS = (
+    AuditEvent.case_id,
     AuditEvent.seq,
     AuditEvent.at,
     AuditEvent.actor_kind,
@@ -340,96 +375,162 @@ _COLUMNS = (
     AuditEvent.data,
     AuditEvent.rules_version,
     AuditEvent.prev_hash,
+    AuditEvent.key_id,
     AuditEvent.hash,
+    Case.id,
+    Case.audit_seq,
+    Case.audit_head,
 )
 
 
-def _rows(engine: Engine, case_id: str | None, batch: int) -> Iterator[tuple[Any, ...]]:
-    query = (
-        select(*_COLUMNS)
-        .select_from(Case)
-        .outerjoin(AuditEvent, AuditEvent.case_id == Case.id)
-        .order_by(Case.id, AuditEvent.seq)
+def _streamed(connection: Any, query: Any, batch: int) -> Iterator[Any]:
+    result = connection.execution_options(stream_results=True, yield_per=batch).execute(query)
+    for partition in result.partitions():
+        yield from partition
+
+
+class _Chain:
+    """What verification holds of the case being read: its head so far and its case row."""
+
+    __slots__ = ("broken", "case_id", "has_row", "hash", "head_hash", "head_seq", "seq")
+
+    def __init__(self, case_id: str, has_row: bool, head_seq: int, head_hash: str) -> None:
+        self.case_id, self.has_row = case_id, has_row
+        self.head_seq, self.head_hash = head_seq, head_hash
+        self.seq, self.hash, self.broken = 0, GENESIS, False
+
+
+def verify(
+    engine: Engine,
+    case_id: str | None = None,
+    batch: int = 10_000,
+    *,
+    keys: Keyring | None = None,
+    anchor: Anchor | None = None,
+    collect_heads: bool = False,
+) -> VerifyReport:
+    """Check every chain (or one case's), starting from the events. Streams: memory grows with
+    neither events nor cases (except the anchor's heads, and the heads collected if asked).
+
+    Events come ordered by case and sequence, each with its case row if there is one. For each
+    chain only the last hash is kept; the first broken event of a chain is reported and the rest
+    of it skipped. Then: chains whose case row is gone, case rows whose head is not the chain's
+    end, case rows without any event, and, against `anchor`, anchored chains cut short, changed
+    or gone.
+    """
+    keys = keys or keyring()
+    report = VerifyReport(heads=[] if collect_heads else None)
+    started = time.perf_counter()
+    problems = report.problems
+    anchored = dict(anchor.heads) if anchor is not None else {}
+    if case_id is not None:
+        anchored = {case_id: anchored[case_id]} if case_id in anchored else {}
+    report.anchored = len(anchored)
+    events_query = (
+        select(*_EVENT_COLUMNS)
+        .select_from(AuditEvent)
+        .outerjoin(Case, Case.id == AuditEvent.case_id)
+        .order_by(AuditEvent.case_id, AuditEvent.seq)
+    )
+    bare_cases = (
+        select(Case.id, Case.audit_seq)
+        .where(~exists().where(AuditEvent.case_id == Case.id))
+        .order_by(Case.id)
     )
     if case_id is not None:
-        query = query.where(Case.id == case_id)
+        events_query = events_query.where(AuditEvent.case_id == case_id)
+        bare_cases = bare_cases.where(Case.id == case_id)
+    key_by_id = keys.keys
+    chain: _Chain | None = None
+    last_key_id: str | None = None
+    key = b""
     with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=batch).execute(query)
-        for partition in result.partitions():
-            yield from partition
-
-
-def verify(engine: Engine, case_id: str | None = None, batch: int = 10_000) -> VerifyReport:
-    """Check every chain (or one case's). Streams: memory does not grow with the store.
-
-    Rows come ordered by case and sequence; for each case only the last hash is kept. The
-    first broken event of a case is reported and the rest of that chain is skipped.
-    """
-    report = VerifyReport()
-    started = time.perf_counter()
-    sha256 = hashlib.sha256
-    current: str | None = None
-    head_seq, head_hash, last_seq, last_hash, broken = 0, GENESIS, 0, GENESIS, False
-    problems = report.problems
-    for row in _rows(engine, case_id, batch):
-        (
-            cid,
-            case_seq,
-            case_head,
-            seq,
-            at,
-            kind,
-            actor,
-            action,
-            frm,
-            to,
-            data,
-            rules,
-            prev,
-            digest,
-        ) = row
-        if cid != current:
-            if current is not None and not broken:
-                _check_head(problems, current, head_seq, head_hash, last_seq, last_hash)
-            current, head_seq, head_hash = cid, case_seq, case_head or GENESIS
-            last_seq, last_hash, broken = 0, GENESIS, False
+        for row in _streamed(connection, events_query, batch):
+            (cid, seq, at, kind, actor, action, frm, to, data, rules, prev, kid, digest,
+             row_id, case_seq, case_head) = row  # fmt: skip
+            if chain is None or cid != chain.case_id:
+                if chain is not None:
+                    _end_chain(report, chain, anchored)
+                chain = _Chain(cid, row_id is not None, case_seq or 0, case_head or GENESIS)
+                report.cases += 1
+            report.events += 1
+            if chain.broken:
+                continue
+            if kid != last_key_id:
+                last_key_id, key = kid, key_by_id.get(kid, b"") if kid is not None else b""
+            if seq != chain.seq + 1:
+                what = (
+                    f"expected sequence {chain.seq + 1}, found {seq}: events missing or reordered"
+                )
+            elif prev != chain.hash:
+                what = "previous-hash link broken: an earlier event was removed, swapped or altered"
+            elif not key:
+                what = (
+                    "sealed without a key: forged, or written before audit keys"
+                    if kid is None
+                    else f"sealed with key {kid!r}, which is not among the audit keys: add it "
+                    "back to CLOSELOOP_AUDIT_KEYS (old keys stay for verification)"
+                )
+            elif (
+                _hmac(
+                    key,
+                    canonical(cid, seq, at, kind, actor, action, frm, to, data, rules, prev, kid),
+                    "sha256",
+                ).hex()
+                != digest
+            ):
+                what = "content does not match its MAC: the event was altered or forged"
+            elif cid in anchored and anchored[cid][0] == seq and anchored[cid][1] != digest:
+                what = "differs from the anchored event: the chain was rewritten"
+            else:
+                chain.seq, chain.hash = seq, digest
+                continue
+            problems.append(Problem(cid, seq, what))
+            chain.broken = True
+        if chain is not None:
+            _end_chain(report, chain, anchored)
+        for cid, recorded in _streamed(connection, bare_cases, batch):
             report.cases += 1
-        if seq is None:
-            continue
-        report.events += 1
-        if broken:
-            continue
-        if seq != last_seq + 1:
-            what = f"expected sequence {last_seq + 1}, found {seq}: events missing or reordered"
-        elif prev != last_hash:
-            what = "previous-hash link broken: an earlier event was removed, swapped or altered"
-        elif (
-            sha256(
-                canonical(cid, seq, at, kind, actor, action, frm, to, data, rules, prev)
-            ).hexdigest()
-            != digest
-        ):
-            what = "content does not match its hash: the event was altered"
-        else:
-            last_seq, last_hash = seq, digest
-            continue
-        problems.append(Problem(cid, seq, what))
-        broken = True
-    if current is not None and not broken:
-        _check_head(problems, current, head_seq, head_hash, last_seq, last_hash)
+            anchored.pop(cid, None)
+            problems.append(
+                Problem(
+                    cid,
+                    None,
+                    f"the case has no events (it records {recorded}): its chain was removed",
+                )
+            )
+    for cid, (seq, _) in anchored.items():
+        problems.append(
+            Problem(
+                cid,
+                None,
+                f"anchored with {seq} events, now gone: its events and case row were removed",
+            )
+        )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _check_head(
-    problems: list[Problem], case_id: str, head_seq: int, head_hash: str, seq: int, digest: str
-) -> None:
-    if (seq, digest) != (head_seq, head_hash):
-        problems.append(
-            Problem(
-                case_id,
-                None,
-                f"the case records {head_seq} events but the chain ends at {seq}: "
-                "events at the end were removed or the head was altered",
-            )
+def _end_chain(report: VerifyReport, chain: _Chain, anchored: dict[str, tuple[int, str]]) -> None:
+    mark = anchored.pop(chain.case_id, None)
+    if chain.broken:
+        return
+    what: str | None = None
+    if not chain.has_row:
+        what = (
+            f"no case row: the case was deleted and its chain of {chain.seq} events left orphaned"
         )
+    elif (chain.seq, chain.hash) != (chain.head_seq, chain.head_hash):
+        what = (
+            f"the case records {chain.head_seq} events but the chain ends at {chain.seq}: "
+            "events at the end were removed or the head was altered"
+        )
+    elif mark is not None and chain.seq < mark[0]:
+        what = (
+            f"anchored at {mark[0]} events but the chain ends at {chain.seq}: events were cut "
+            "from its end and the head moved back"
+        )
+    if what is not None:
+        report.problems.append(Problem(chain.case_id, None, what))
+    elif report.heads is not None:
+        report.heads.append((chain.case_id, chain.seq, chain.hash))

@@ -153,6 +153,24 @@ class Settings(BaseSettings):
         description="How long /metrics reuses the figures it read from the database.",
     )
 
+    audit_keys: str | None = Field(
+        default=None,
+        description="Keys of the audit store's MACs and anchors: `id:base64key` entries, "
+        "comma-separated, the first signs, the others still verify. Unset: "
+        "DATA_DIR/audit-keys.env, which `closeloop up` makes once.",
+    )
+    audit_anchor_dir: Path | None = Field(
+        default=None,
+        description="Folder `closeloop audit anchor` writes to and `verify` reads the newest "
+        "anchor from. Unset: DATA_DIR/anchors.",
+    )
+    database_app_role: str = Field(
+        default="closeloop_app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL role the migrations create and grant the service's rights to "
+        "(no ownership, no TRUNCATE); the service logs in as a member of it.",
+    )
+
     @field_validator("metrics_time_zone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:
@@ -198,6 +216,9 @@ class Settings(BaseSettings):
         beside_source = Path(__file__).resolve().parent.parent / self.rules_dir
         return beside_source if beside_source.exists() else self.rules_dir
 
+    def anchor_dir(self) -> Path:
+        return self.audit_anchor_dir or self.data_dir / "anchors"
+
     def base_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
@@ -222,4 +243,7 @@ def get_settings() -> Settings:
 
 def reset_settings_cache() -> None:
     """For tests and for `closeloop up`, which adjust the environment before the first use."""
+    from worker.audit_keys import keyring
+
     get_settings.cache_clear()
+    keyring.cache_clear()

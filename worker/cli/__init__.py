@@ -28,11 +28,12 @@ def user_error(error: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from worker.audit_keys import AuditKeyError
     from worker.broker_transport import BrokerNotConfigured
     from worker.db.session import StoreNotFound
     from worker.rules.loader import RulesLoadError
 
-    if isinstance(error, StoreNotFound | BrokerNotConfigured):
+    if isinstance(error, StoreNotFound | BrokerNotConfigured | AuditKeyError):
         return str(error)
     if isinstance(error, OperationalError | InterfaceError):
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)

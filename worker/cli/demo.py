@@ -52,6 +52,7 @@ def demo(
     reset_settings_cache()
     settings = get_settings()
 
+    from worker.audit_keys import ensure_key
     from worker.clock import now
     from worker.db.migrate import upgrade
     from worker.db.session import get_engine
@@ -60,6 +61,7 @@ def demo(
     from worker.rules import load_ruleset
 
     configure_logging(settings.log_level, settings.log_format)
+    ensure_key(folder)  # the demo's events are sealed with a key of its own folder's
     upgrade(settings.resolved_database_url())
     ruleset = load_ruleset(settings.resolved_rules_dir())
     end = now().replace(microsecond=0)

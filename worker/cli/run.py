@@ -121,9 +121,11 @@ def up(
     supervisor: Supervisor | None = None
     failed: CrashLoop | None = None
     try:
+        from worker.audit_keys import ensure_key
         from worker.db.migrate import upgrade
         from worker.embedded_secrets import ensure_secrets
 
+        ensure_key(folder)
         upgrade(settings.resolved_database_url())
         secrets_file = ensure_secrets(settings.resolved_rules_dir(), folder)
         announce(

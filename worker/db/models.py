@@ -237,7 +237,8 @@ class Task(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; a trigger refuses UPDATE and DELETE. See `worker.audit`."""
+    """Append-only: triggers refuse UPDATE, DELETE and an INSERT that does not extend its
+    chain. See `worker.audit`."""
 
     __tablename__ = "audit_events"
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),)
@@ -255,6 +256,9 @@ class AuditEvent(Base):
     rules_version: Mapped[str | None] = mapped_column(String(80))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which audit key sealed `hash` (see `worker.audit_keys`); NULL only on events from before
+    # keys, which verification reports as unkeyed.
+    key_id: Mapped[str | None] = mapped_column(String(40))
 
     # Never read; it is here so that where an event is an ORM object (written in a savepoint,
     # see `worker.audit.append_event`), one flush writes the case row (whose version check
