@@ -97,11 +97,12 @@ class Settings(BaseSettings):
         "answer); past it the attempt is a failure (timeout).",
     )
     webhook_endpoint_concurrency: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description="Most attempts on one endpoint at once in a worker process; a delivery "
         "over it waits a moment (not an attempt), so a slow endpoint holds only that many "
-        "of the worker's threads.",
+        "of the worker's threads. Keep it below the webhook worker's --concurrency "
+        "(`closeloop up` runs 4 threads) so that other departments keep threads of their own.",
     )
     webhook_schedule: str = Field(
         default="0s,5s,5m,30m,2h,5h,10h,10h",
