@@ -16,6 +16,12 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.support.trickle import Trickle
+
+# For each request's webhook-id: (status, how to be slow about answering it): seconds to hang
+# before the whole answer, or a Trickle to send the answer a byte at a time.
+Behaviour = Callable[[str], tuple[int, float | Trickle]]
+
 
 @dataclass
 class Received:
@@ -32,8 +38,10 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
-    # (status, seconds to hang before answering) for each request; None: 204 at once.
-    behaviour: Callable[[str], tuple[int, float]] | None = None
+    # None: 204 at once.
+    behaviour: Behaviour | None = None
+    # One department's own behaviour, over `behaviour`.
+    behaviour_of: dict[str, Behaviour] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -60,14 +68,18 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             except (WebhookVerificationError, KeyError):
                 verified = False
             webhook_id = headers.get("webhook-id", "")
-            behaviour = receiver.behaviour
-            status, hang = (204, 0.0) if behaviour is None else behaviour(webhook_id)
+            behaviour = receiver.behaviour_of.get(department, receiver.behaviour)
+            status, slow = (204, 0.0) if behaviour is None else behaviour(webhook_id)
             with receiver.lock:
                 receiver.received.append(
                     Received(department, webhook_id, json.loads(body), verified)
                 )
-            if hang:
-                time.sleep(hang)
+            if isinstance(slow, Trickle):
+                self.close_connection = True
+                slow.send(self.wfile.write, status if verified else 401)
+                return
+            if slow:
+                time.sleep(slow)
             try:
                 self.send_response(status if verified else 401)
                 self.end_headers()

@@ -8,11 +8,54 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+WHERE = ("status line", "headers", "error body")
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """How to answer slowly: which part of the answer comes a byte every `every` seconds, for
+    `lasts` seconds; after it, the answer is whole (`status`, or a 500 for an error's body)."""
+
+    where: str = "headers"
+    every: float = 0.3
+    lasts: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.where not in WHERE:
+            raise ValueError(f"trickle where={self.where!r}: say one of {', '.join(WHERE)}")
+
+    def parts(self, status: int) -> tuple[bytes, bytes, bytes]:
+        """The answer as (sent at once, sent a byte at a time, sent at the end)."""
+        slow = b"x" * int(self.lasts / self.every)
+        end = b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        if self.where == "status line":
+            return b"", f"HTTP/1.1 {status} ".encode() + slow, end
+        if self.where == "headers":
+            return f"HTTP/1.1 {status} OK\r\n".encode(), b"x-slow: " + slow, end
+        # an error's body, which the sender reads the start of
+        head = f"HTTP/1.1 500 Oops\r\ncontent-length: {len(slow)}\r\nconnection: close\r\n\r\n"
+        return head.encode(), slow, b""
+
+    def send(self, write: Callable[[bytes], object], status: int) -> bool:
+        """Write the answer; False if the other side stopped listening on the way."""
+        before, trickled, after = self.parts(status)
+        try:
+            write(before)
+            for byte in trickled:
+                time.sleep(self.every)
+                write(bytes([byte]))
+            write(after)
+        except OSError:
+            return False  # the sender gave up on us: what a trickling endpoint deserves
+        return True
 
 
 class TrickleServer:
     def __init__(self, where: str = "headers", every: float = 0.3, lasts: float = 8.0) -> None:
-        self.where, self.every, self.lasts = where, every, lasts
+        self.trickle = Trickle(where, every, lasts)
         self.requests = 0
         self._lock = threading.Lock()
         server = self
@@ -36,23 +79,7 @@ class TrickleServer:
         request = b""
         while b"\r\n\r\n" not in request:
             request += connection.recv(65536)
-        slow = b"x" * int(self.lasts / self.every)
-        end = b"\r\ncontent-length: 0\r\n\r\n"
-        if self.where == "status line":
-            before, trickled, after = b"", b"HTTP/1.1 200 " + slow, end
-        elif self.where == "headers":
-            before, trickled, after = b"HTTP/1.1 200 OK\r\n", b"x-slow: " + slow, end
-        else:  # an error's body, which the sender reads the start of
-            head = f"HTTP/1.1 500 Oops\r\ncontent-length: {len(slow)}\r\n\r\n"
-            before, trickled, after = head.encode(), slow, b""
-        try:
-            connection.sendall(before)
-            for byte in trickled:
-                time.sleep(self.every)
-                connection.sendall(bytes([byte]))
-            connection.sendall(after)
-        except OSError:
-            pass  # the sender gave up on us: what a trickling endpoint deserves
+        self.trickle.send(connection.sendall, 200)
 
     def close(self) -> None:
         self._server.shutdown()
