@@ -667,7 +667,7 @@ def test_the_role_is_made_once_however_many_databases_migrate_at_once(
         # Processes, not threads: Alembic's `op` and `context` are one per process.
         with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(upgrade, urls))
-        assert [current_revision(url) for url in urls] == ["0010"] * 4
+        assert [current_revision(url) for url in urls] == ["0013"] * 4
         with admin.connect() as connection:
             assert (
                 connection.scalar(

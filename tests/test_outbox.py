@@ -110,6 +110,7 @@ def test_a_fresh_process_s_first_commit_with_a_message_does_not_fail(tmp_path: P
     listeners; done during the after-commit hooks, that made the commit raise in its caller."""
     url = f"sqlite:///{tmp_path / 'first.sqlite3'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSELOOP_")}
+    env["CLOSELOOP_AUDIT_KEYS"] = os.environ["CLOSELOOP_AUDIT_KEYS"]  # the events are sealed
     ran = subprocess.run(
         [sys.executable, "-c", FIRST_COMMIT, url],
         cwd=Path(__file__).resolve().parents[1],

@@ -35,6 +35,7 @@ from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskState
 from worker.db.models import OutboxMessage, Task
 from worker.db.session import session_factory
+from worker.idempotency import Key, KeyReused
 from worker.lifecycle import TransitionRefused
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.department import accept, report_progress, resolve, return_task
@@ -70,10 +71,11 @@ def _resolve(engine: Engine, task_id: str, who: str, note: str = "fixed") -> Non
 
 
 def _progress(engine: Engine, task_id: str, who: str, note: str, key: str | None = None) -> None:
+    scoped = Key(f"token:{who}", key) if key else None
     on_task(
         engine,
         task_id,
-        lambda s, t: report_progress(s, t, department(who), note, [], idempotency_key=key),
+        lambda s, t: report_progress(s, t, department(who), note, [], idempotency_key=scoped),
     )
 
 
@@ -136,7 +138,10 @@ def test_progress_with_an_idempotency_key_is_recorded_once(
     _accept(pg_engine, lead, "gas")
     _progress(pg_engine, lead, "gas", "on our way", key="k-1")
     after_first = event_count(pg_engine, gas_leak)
-    _progress(pg_engine, lead, "gas", "on our way (retried)", key="k-1")
+    _progress(pg_engine, lead, "gas", "on our way", key="k-1")  # a retry
+    assert event_count(pg_engine, gas_leak) == after_first
+    with pytest.raises(KeyReused):  # the same key for another report
+        _progress(pg_engine, lead, "gas", "on our way (retried)", key="k-1")
     assert event_count(pg_engine, gas_leak) == after_first
     # A new key is a new report, even when it says the same thing.
     _progress(pg_engine, lead, "gas", "on our way", key="k-2")

@@ -7,7 +7,7 @@ queue's scope, the others a scope no caller has, so a retry after the upgrade fi
 rather than returning another caller's case. Progress reports' keys get `request_keys`.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from alembic import op
 import worker.db.types
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

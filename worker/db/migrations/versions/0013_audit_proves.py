@@ -2,8 +2,8 @@
 deleting or truncating cases and an event that does not extend its chain's head; the service's
 role (CLOSELOOP_DATABASE_APP_ROLE) gets its rights without owning anything
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0013
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0008"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
