@@ -16,6 +16,7 @@ from worker.rules.compiled import CompiledRoute, Ruleset
 from worker.rules.decide import Explanation, explain
 from worker.rules.decision import Decision
 from worker.rules.durations import format_duration
+from worker.rules.lint import warnings
 from worker.rules.loader import RulesLoadError, load_ruleset
 from worker.rules.registry import rules_dir
 
@@ -40,8 +41,11 @@ def _load(directory: Path | None) -> Ruleset:
 
 @app.command("check")
 def check(directory: DirArgument = None) -> None:
-    """Load the rules and report every error with file, line and column."""
+    """Load the rules and report every error with file, line and column, and a warning for
+    what loads but can never take effect."""
     ruleset = _load(directory)
+    for warning in warnings(ruleset):
+        typer.echo(f"warning: {warning}", err=True)
     routes = len(ruleset.all_routes())
     typer.echo(
         f"ok: {len(ruleset.departments)} departments, {len(ruleset.categories)} categories, "
