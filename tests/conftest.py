@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from tests.support import processes
 from tests.support.databases import PostgresDatabases
 from worker.db.migrate import upgrade
 from worker.db.session import make_engine
@@ -28,17 +32,54 @@ TEST_AUDIT_KEYS = "test-key:" + base64.b64encode(b"closeloop tests' audit key, 3
 os.environ["CLOSELOOP_AUDIT_KEYS"] = TEST_AUDIT_KEYS
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Kept when given: a test that runs a session of its own names that session's mark.
+    os.environ.setdefault(processes.SESSION_MARK, uuid.uuid4().hex)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The session leaves no process behind. Runs after the session's fixtures are torn down
+    (pytest's runner does that in its own, earlier, sessionfinish); whatever a test started
+    and is still running now is a leak: named, killed, and the session fails."""
+    left = processes.marked(os.environ[processes.SESSION_MARK])
+    if not left:
+        return
+    described = [processes.describe(pid) for pid in left]
+    processes.kill_all(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "the test session left processes running (now killed):\n  " + "\n  ".join(described)
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    else:
+        print(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@contextmanager
+def server_folder(kind: str) -> Iterator[Path]:
+    """A folder for an embedded server's data, outside pytest's numbered temporary folders:
+    another pytest session on the machine removes old ones of those, and a server whose
+    folder went from under it dies (PostgreSQL) or cannot save and refuses to exit (Redis)."""
+    folder = processes.session_folder(os.environ[processes.SESSION_MARK], kind)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     url = os.environ.get("CLOSELOOP_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with server_folder("pg") as folder:
+        server = EmbeddedPostgres(folder / "data")
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -95,16 +136,17 @@ def any_engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     url = os.environ.get("CLOSELOOP_TEST_REDIS_URL")
     if url:
         yield url
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with server_folder("redis") as folder:
+        server = EmbeddedRedis(folder, persistent=False)
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 import redis
 from celery import bootsteps
+from celery.worker import state as worker_state
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -387,6 +388,11 @@ def consume(threads: int | None = None, parent: int | None = None) -> None:
         consumers.stop()
 
 
+# How the consumer ends when told to stop: its own clean exit on SIGTERM or SIGINT, or the
+# signal itself if it came before the consumer's handlers were in place. Not a crash.
+TOLD_TO_STOP = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
+
+
 class IncidentIntake(bootsteps.StartStopStep):  # type: ignore[misc]
     """Runs the intake consumer beside a Celery worker (`--queues` naming `incidents`).
 
@@ -422,7 +428,15 @@ class IncidentIntake(bootsteps.StartStopStep):  # type: ignore[misc]
     def _keep_running(self) -> None:
         if self._stopping or self.process is None or self.process.poll() is None:
             return
-        log.error("intake consumer process exited; starting it again", code=self.process.returncode)
+        if worker_state.should_stop is not None or worker_state.should_terminate is not None:
+            # The worker is shutting down (Ctrl-C reaches the consumer too, often first): the
+            # consumer did as it was told, and the worker's stop step is on its way.
+            return
+        code = self.process.returncode
+        if code in TOLD_TO_STOP:
+            log.info("intake consumer process was stopped; starting it again", code=code)
+        else:
+            log.error("intake consumer process exited; starting it again", code=code)
         self._spawn()
 
     def stop(self, parent: Any) -> None:

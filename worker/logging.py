@@ -99,6 +99,34 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class QuietRoutine(logging.Filter):
+    """Celery's INFO lines about beat's frequent scans ("Sending due task", "Task ...
+    received", "succeeded", "Discarding revoked task" for a scan superseded by the next) at
+    DEBUG instead: every few seconds, they drowned what matters. Shown again with the log
+    level at DEBUG; a scan that fails still logs its ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not _about_routine_task(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _about_routine_task(record: logging.LogRecord) -> bool:
+    from worker.tasks.names import ROUTINE
+
+    if not record.name.startswith("celery."):
+        return False
+    # Celery names the task in the message's arguments, or in `data` beside them.
+    data = getattr(record, "data", None)
+    named = [data.get("name")] if isinstance(data, Mapping) else []
+    if isinstance(record.args, tuple):
+        named.extend(record.args)
+    elif isinstance(record.args, Mapping):
+        named.append(record.args.get("name"))
+    return any(isinstance(name, str) and name in ROUTINE for name in named)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
     """Set up structlog and the standard library's root logger. Safe to call again."""
     stream = stream or sys.stderr
@@ -120,6 +148,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
+    handler.addFilter(QuietRoutine())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -2,7 +2,7 @@
 
 Each worker reloads its rules folder and answers with the version now in force, or with the
 errors that made it keep the old one. (Every process also reloads by itself within seconds
-of a change to the folder: `registry.maybe_reload` before each decision.)
+of a change to the folder: `registry.get()` looks for one whenever the rules are read.)
 """
 
 from __future__ import annotations

@@ -198,3 +198,28 @@ def test_only_a_monitor_token_may_post_alerts(client: TestClient, token: TokenMa
             "/v1/monitor/alertmanager", json=notification(alert()), headers=token(role)
         )
         assert answer.status_code == 403, role
+
+
+def test_two_sensors_at_one_place_make_one_case(
+    client: TestClient, monitor: Headers, engine: Engine
+) -> None:
+    """Two pressure sensors 100 m apart trip at one burst main: the route's duplicate policy
+    (500 m, 2 h) folds the second alert into the first one's case, by the coordinates the
+    alerts' labels carry."""
+    from worker.rules import registry
+    from worker.stages.monitor import triage
+
+    place = {"sensor_type": "pressure", "latitude": "32.0587", "longitude": "118.7965"}
+    near = {**place, "latitude": "32.0596", "sensor_id": "P-0043"}
+    [first] = post(client, monitor, alert(fingerprint="a1", **place))
+    [second] = post(client, monitor, alert(fingerprint="b2", **near))
+    assert second["outcome"] == "opened"
+    for outcome in (first, second):
+        with session_factory(engine)() as session, session.begin():
+            triage(session, outcome["case_id"], registry.get())
+    with session_factory(engine)() as session:
+        folded = session.get_one(Case, second["case_id"])
+        kept = session.get_one(Case, first["case_id"])
+        assert (folded.state, folded.merged_into_id) == (C.merged, kept.id)
+        assert (kept.latitude, kept.longitude) == (32.0587, 118.7965)
+        assert kept.reporter_count == 2

@@ -145,3 +145,21 @@ def test_loading_warns_of_endpoints_inside_the_network_without_their_keys(
         for w in warned
     )
     assert "K3Y" not in stream.getvalue()
+
+
+def test_reading_the_process_wide_rules_picks_up_a_changed_folder_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any reader (a webhook worker too, which runs no pipeline task) sees an edit: within
+    the check interval through `get()`, at once through `get(look_now=True)`."""
+    folder = write_rules(tmp_path / "rules", [route("r", "water")])
+    monkeypatch.setattr(registry_module, "_default", registry_module._default)
+    clock = Clock()
+    registry_module.configure(folder)._clock = clock
+    assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "water"
+    write_rules(folder, [route("r", "gas", resolve_within="2d")])
+    assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "water"
+    assert decide(registry_module.get(look_now=True), incident(), WEDNESDAY_10AM).lead == "gas"
+    write_rules(folder, [route("r", "roads", resolve_within="3d")])
+    clock.now = 2.5
+    assert decide(registry_module.get(), incident(), WEDNESDAY_10AM).lead == "roads"

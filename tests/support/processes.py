@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,61 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout} s waiting for {what if isinstance(what, str) else what()}"
     )
+
+
+# Every process a test session starts inherits this variable (set when the session begins),
+# so what outlived the session can be found even once it is nobody's child any more: a
+# worker whose parent was killed, a postgres started by pg_ctl. A server that rewrites its
+# process title (redis-server) loses its environment from view; it is found by its working
+# folder instead, which `session_folder` names with the mark.
+SESSION_MARK = "CLOSELOOP_TEST_SESSION"
+
+
+def session_folder(mark: str, kind: str) -> Path:
+    """A new folder for an embedded server of the session marked `mark`."""
+    return Path(tempfile.mkdtemp(prefix=f"closeloop-test-{mark}-{kind}-"))
+
+
+def marked(mark: str) -> list[int]:
+    """The live processes the session marked `mark` started (see SESSION_MARK), but for this
+    one and its ancestors (what started the session, `timeout pytest ...` say, may carry it)."""
+    wanted = f"{SESSION_MARK}={mark}".encode()
+    found = []
+    ours = _ancestors()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environment = (entry / "environ").read_bytes().split(b"\0")
+            folder = os.readlink(entry / "cwd")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if state not in ("Z", "X") and (wanted in environment or f"-{mark}-" in folder):
+            found.append(int(entry.name))
+    return found
+
+
+def _ancestors() -> set[int]:
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
+def describe(pid: int) -> str:
+    try:
+        command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} {command.decode(errors='replace').strip()[:200]}"
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""Webhook deliveries for supervisors: see the dead letters, replay them one by one or in bulk."""
+"""Webhook deliveries for supervisors: see the dead letters, replay them one by one or in bulk,
+retry a pending one now."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from worker.api.auth import require
 from worker.auth import Principal, Role
 from worker.db.models import Delivery
 from worker.db.session import session_factory, transaction
-from worker.webhooks import dead_ids, find_deliveries, replay_deliveries
+from worker.webhooks import dead_ids, find_deliveries, replay_deliveries, retry_deliveries_now
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
@@ -74,6 +75,10 @@ class ReplayRequest(BaseModel):
 class ReplayOut(BaseModel):
     replayed: list[str]
     skipped: dict[str, str] = Field(description="Delivery id and why it was not replayed.")
+
+
+class RetryOut(BaseModel):
+    retried: list[str] = Field(description="Deliveries whose next attempt is now due.")
 
 
 State = Literal["pending", "queued", "sending", "delivered", "dead"]
@@ -150,6 +155,21 @@ def replay_one(delivery_id: str, principal: Supervisor) -> ReplayOut:
     if report.skipped:
         raise HTTPException(status.HTTP_409_CONFLICT, report.skipped[delivery_id])
     return ReplayOut(replayed=report.replayed, skipped={})
+
+
+@router.post(
+    "/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Make a pending delivery's next attempt due now (same delivery, same webhook-id)",
+    responses=problems.responses(401, 403, 404, 409, 422, 500),
+)
+def retry_now(delivery_id: str, principal: Supervisor) -> RetryOut:
+    with transaction() as session:
+        _get(session, delivery_id)
+        report = retry_deliveries_now(session, [delivery_id], actor=principal.actor)
+    if report.skipped:
+        raise HTTPException(status.HTTP_409_CONFLICT, report.skipped[delivery_id])
+    return RetryOut(retried=report.replayed)
 
 
 def _get(session: Session, delivery_id: str) -> Delivery:

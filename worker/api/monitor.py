@@ -62,8 +62,7 @@ def receive_alerts(
 
 def rules_in_force() -> Ruleset:
     try:
-        registry.maybe_reload()
-        return registry.get()
+        return registry.get()  # looks for a changed rules folder first
     except RulesLoadError as error:
         log.error("no routing rules to map alerts with", error=str(error))
         raise HTTPException(503, "The routing rules cannot be loaded; try again later.") from error

@@ -1,4 +1,5 @@
-"""`closeloop deliveries`: the webhook dead letters, their replay, and endpoints back from 410."""
+"""`closeloop deliveries`: the webhook dead letters, their replay, retry-now of a pending delivery,
+and endpoints back from 410."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from rich.table import Table
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
 from worker.db.session import get_engine, session_factory, transaction
-from worker.webhooks import dead_ids, enable_endpoint, find_deliveries, replay_deliveries
+from worker.webhooks import (
+    dead_ids,
+    enable_endpoint,
+    find_deliveries,
+    replay_deliveries,
+    retry_deliveries_now,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -67,6 +74,23 @@ def replay(
     for delivery_id, why in report.skipped.items():
         typer.echo(f"skipped  {delivery_id}: {why}", err=True)
     typer.echo(f"{len(report.replayed)} replayed, {len(report.skipped)} skipped")
+    if report.skipped:
+        raise typer.Exit(1)
+
+
+@app.command("retry")
+def retry(
+    ids: Annotated[list[str], typer.Argument(help="Pending delivery ids to attempt now.")],
+) -> None:
+    """Attempt pending deliveries now instead of at their next scheduled retry (same
+    delivery, same webhook-id; dead or delivered ones are replayed instead)."""
+    with transaction(get_engine()) as session:
+        report = retry_deliveries_now(session, ids, actor=_operator())
+    for delivery_id in report.replayed:
+        typer.echo(f"retrying {delivery_id} now")
+    for delivery_id, why in report.skipped.items():
+        typer.echo(f"skipped  {delivery_id}: {why}", err=True)
+    typer.echo(f"{len(report.replayed)} retried now, {len(report.skipped)} skipped")
     if report.skipped:
         raise typer.Exit(1)
 

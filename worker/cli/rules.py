@@ -16,6 +16,7 @@ from worker.rules.compiled import CompiledRoute, Ruleset
 from worker.rules.decide import Explanation, explain
 from worker.rules.decision import Decision
 from worker.rules.durations import format_duration
+from worker.rules.lint import warnings
 from worker.rules.loader import RulesLoadError, load_ruleset
 from worker.rules.registry import rules_dir
 from worker.rules.targets import endpoint_warnings
@@ -41,9 +42,10 @@ def _load(directory: Path | None) -> Ruleset:
 
 @app.command("check")
 def check(directory: DirArgument = None) -> None:
-    """Load the rules and report every error with file, line and column."""
+    """Load the rules and report every error with file, line and column, and a warning for
+    what loads but can never take effect."""
     ruleset = _load(directory)
-    for warning in endpoint_warnings(ruleset):
+    for warning in [*endpoint_warnings(ruleset), *warnings(ruleset)]:
         typer.echo(f"warning: {warning}", err=True)
     routes = len(ruleset.all_routes())
     typer.echo(

@@ -27,6 +27,7 @@ MAX_TITLE_CHARS = 200
 MAX_ATTACHMENTS = 10
 MAX_ATTRIBUTES = 50
 MAX_URL_CHARS = 2000
+MAX_SHORT_TEXT_CHARS = 500
 # How far ahead of the server's clock `occurred_at` may be (clocks drift); more is a mistake,
 # most often local time sent with the wrong UTC offset.
 OCCURRED_AT_AHEAD = timedelta(hours=1)
@@ -44,7 +45,9 @@ CategoryCode = Annotated[
         strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
     ),
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT_CHARS)
+]
 AttributeValue = str | int | float | bool
 
 

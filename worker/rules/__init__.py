@@ -2,7 +2,9 @@
 
 Other modules call:
 
-- `registry.get()` for the ruleset in force, `registry.maybe_reload()` / `registry.reload()`;
+- `registry.get()` for the ruleset in force (it looks for a changed folder first),
+  `registry.reload()` to load it now;
+- `lint.warnings(ruleset)` for what loads but can never take effect;
 - `decide(ruleset, incident, now, exclude=...)` for a `Decision`, `explain(...)` for the why;
 - `ruleset.department(id)` and `ruleset.category(code)` for names, webhooks and groups;
 - `incident_from_alert(ruleset, labels, annotations)` to turn a firing alert into an incident.

@@ -1,17 +1,19 @@
 """A firing Prometheus alert, as Alertmanager sends it, turned into an incident.
 
 The mapping lives in the rules (`monitoring:`): which alertname is which category, which
-labels carry the district, the grid and the severity. The pipeline adds what only the
-webhook envelope knows (the alert's fingerprint as external_id, startsAt as occurred_at).
+labels carry the district, the grid, the coordinates, the address and the severity. The
+pipeline adds what only the webhook envelope knows (the alert's fingerprint as external_id,
+startsAt as occurred_at).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from worker.contracts.enums import Priority
-from worker.contracts.incident import MAX_ATTRIBUTES, MAX_TITLE_CHARS
+from worker.contracts.incident import MAX_ATTRIBUTES, MAX_SHORT_TEXT_CHARS, MAX_TITLE_CHARS
 from worker.rules.compiled import Ruleset
 from worker.rules.model import Monitoring
 
@@ -67,9 +69,9 @@ def _title(alertname: str, annotations: dict[str, str]) -> str:
     return title[:MAX_TITLE_CHARS]
 
 
-def _location(ruleset: Ruleset, monitoring: Monitoring, labels: dict[str, str]) -> dict[str, str]:
+def _location(ruleset: Ruleset, monitoring: Monitoring, labels: dict[str, str]) -> dict[str, Any]:
     # Only places the city knows: a stray label value must not send a case nowhere.
-    location = {}
+    location: dict[str, Any] = {**_coordinates(monitoring, labels), **_address(monitoring, labels)}
     district = labels.get(monitoring.district_label)
     grid = labels.get(monitoring.grid_label)
     if grid in ruleset.grids:
@@ -80,6 +82,36 @@ def _location(ruleset: Ruleset, monitoring: Monitoring, labels: dict[str, str]) 
         assert district is not None
         location["district"] = district
     return location
+
+
+def _coordinates(monitoring: Monitoring, labels: dict[str, str]) -> dict[str, float]:
+    """Latitude and longitude from their labels, both or neither. A value that is not a
+    number in range is left out (it stays an attribute): the alert still becomes a case,
+    only one that duplicates are not looked for by place."""
+    if monitoring.latitude_label is None or monitoring.longitude_label is None:
+        return {}
+    latitude = _degrees(labels.get(monitoring.latitude_label), 90)
+    longitude = _degrees(labels.get(monitoring.longitude_label), 180)
+    if latitude is None or longitude is None:
+        return {}
+    return {"latitude": latitude, "longitude": longitude}
+
+
+def _degrees(value: str | None, limit: float) -> float | None:
+    if value is None:
+        return None
+    try:
+        degrees = float(value.strip())
+    except ValueError:
+        return None
+    return degrees if math.isfinite(degrees) and -limit <= degrees <= limit else None
+
+
+def _address(monitoring: Monitoring, labels: dict[str, str]) -> dict[str, str]:
+    if monitoring.address_label is None:
+        return {}
+    address = " ".join(labels.get(monitoring.address_label, "").split())
+    return {"address": address[:MAX_SHORT_TEXT_CHARS]} if address else {}
 
 
 def _severity(monitoring: Monitoring, labels: dict[str, str]) -> Priority | None:

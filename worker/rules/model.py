@@ -349,11 +349,38 @@ class Monitoring(_Strict):
     )
     district_label: str = "district"
     grid_label: str = "grid"
+    latitude_label: str | None = Field(
+        default="latitude",
+        description="A label holding the place's latitude (WGS 84 degrees); with "
+        "`longitude_label`, it lets duplicate policies fold repeated alerts from one place. "
+        "null: alerts carry no coordinates.",
+    )
+    longitude_label: str | None = Field(
+        default="longitude", description="A label holding the place's longitude (WGS 84 degrees)."
+    )
+    address_label: str | None = Field(
+        default="address",
+        description="A label holding the place's address (without coordinates, duplicates are "
+        "the very same address). null: alerts carry no address.",
+    )
     severity_label: str = "severity"
     severity: dict[str, Priority] = Field(
         default_factory=dict, description="Severity label value -> priority hint."
     )
     alerts: list[AlertMapping] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _both_coordinate_labels_or_neither(self) -> Self:
+        if (self.latitude_label is None) != (self.longitude_label is None):
+            raise ValueError(
+                "give latitude_label and longitude_label together, or set both to null"
+            )
+        return self
+
+    @property
+    def maps_a_place(self) -> bool:
+        """Whether an alert can carry coordinates or an address, which duplicates need."""
+        return self.latitude_label is not None or self.address_label is not None
 
 
 class RulesFile(_Strict):

@@ -2,7 +2,8 @@
 
 A load that fails leaves the ruleset in force untouched: a typo in one file never stops
 routing. `get()` is what every decision uses; `reload()` is `closeloop rules reload`;
-`maybe_reload()` is cheap enough to call before every decision.
+`maybe_reload()` is cheap enough to call before every decision, and the module's `get()`
+calls it, so whoever reads the rules in force sees a changed folder within seconds.
 """
 
 from __future__ import annotations
@@ -70,14 +71,16 @@ class Registry:
                 log.warning("rules.endpoint_inside_network", warning=warning)
         return ruleset
 
-    def maybe_reload(self) -> bool:
-        """Reload if the folder changed since the last look (looks at most every few seconds).
+    def maybe_reload(self, *, look_now: bool = False) -> bool:
+        """Reload if the folder changed since the last look (looks at most every few seconds,
+        or at once with `look_now`).
 
         True when a new ruleset was put in force. A refused load is logged, not raised, and
         not retried until the files change again.
         """
         now = self._clock()
-        if self._current is not None and now - self._checked_at < self._check_every:
+        recently = now - self._checked_at < self._check_every
+        if self._current is not None and recently and not look_now:
             return False
         self._checked_at = now
         seen = fingerprint(self.directory)
@@ -119,8 +122,17 @@ def configure(directory: Path | str, *, check_every: float = CHECK_EVERY_SECONDS
         return _default
 
 
-def get() -> Ruleset:
-    return default().get()
+def get(*, look_now: bool = False) -> Ruleset:
+    """The ruleset in force in this process, having looked for a changed folder first.
+
+    Every reader goes through here (the pipeline, the API, the webhook sender looking up a
+    department's URL), so each process picks up an edited folder by itself within
+    `CHECK_EVERY_SECONDS`, or at once with `look_now` (a fraction of a millisecond: a stat
+    of each rule file); a Celery worker that only sends webhooks has no other trigger."""
+    registry = default()
+    if registry.loaded:
+        registry.maybe_reload(look_now=look_now)
+    return registry.get()
 
 
 def reload() -> Ruleset:

@@ -12,7 +12,6 @@ from worker.metrics.counting import timed_stage
 from worker.outbox import publish, take
 from worker.rules import Ruleset
 from worker.rules.registry import get as rules_get
-from worker.rules.registry import maybe_reload
 from worker.stages.dispatch import dispatch as dispatch_case
 from worker.stages.monitor import triage
 from worker.tasks.names import DISPATCH, MONITOR
@@ -22,8 +21,7 @@ log = get_logger("closeloop.pipeline")
 
 
 def rules_in_force() -> Ruleset:
-    maybe_reload()
-    return rules_get()
+    return rules_get()  # looks for a changed rules folder first
 
 
 @app.task(name=MONITOR, base=ClosedLoopTask)

@@ -20,12 +20,8 @@ from worker.outbox import relay
 from worker.stages.closeloop import auto_close
 from worker.stages.command import due_cases, due_reminders, remind, watch
 from worker.stages.sweep import sweep_stalled
+from worker.tasks.names import CLOSE_UNANSWERED, RELAY_OUTBOX, SCAN_DEADLINES, SWEEP_STALLED
 from worker.tasks_base import ClosedLoopTask
-
-RELAY_OUTBOX = "closeloop.timers.relay_outbox"
-SWEEP_STALLED = "closeloop.timers.sweep_stalled"
-SCAN_DEADLINES = "closeloop.timers.scan_deadlines"
-CLOSE_UNANSWERED = "closeloop.timers.close_unanswered"
 
 # The issue asks for at least every 30 s; a scan that waited past the next one is superseded.
 DEADLINE_SCAN_EVERY_S = 15.0

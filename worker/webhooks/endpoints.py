@@ -36,7 +36,9 @@ EndpointLookup = Callable[[str], Endpoint]
 
 def _ruleset() -> Ruleset:
     try:
-        return registry.get()
+        # Looked up afresh at each attempt: a URL edited in the rules folder is where the
+        # very next attempt goes, deliveries queued before the edit included.
+        return registry.get(look_now=True)
     except RulesLoadError as error:
         raise EndpointUnusable(f"the routing rules cannot be loaded: {error}") from error
 

@@ -453,6 +453,7 @@ def _failed(
         error=verdict.error,
         next_attempt_at=due.isoformat() if due else None,
     )
+    _log_failure(delivery, verdict, due)
     if due is None:
         _bury(session, delivery, f"gave up after {delivery.attempts} attempts: {verdict.error}")
         return "dead"
@@ -460,6 +461,22 @@ def _failed(
     delivery.next_attempt_at = due
     write(session, delivery)
     return "retry"
+
+
+def _log_failure(delivery: Sending, verdict: Verdict, due: datetime | None) -> None:
+    """Why an attempt failed and what happens next, where an operator looks first (the
+    task's own line only says it succeeded, returning 'retry')."""
+    log.warning(
+        "webhook attempt failed" if due is not None else "webhook attempt failed; giving up",
+        department=delivery.department,
+        delivery_id=delivery.id,
+        case_id=delivery.case_id,
+        event_type=delivery.event_type,
+        attempt=delivery.attempts,
+        status=delivery.last_status,
+        error=verdict.error,
+        next_attempt_at=due.isoformat() if due is not None else None,
+    )
 
 
 def _gone(
@@ -472,6 +489,15 @@ def _gone(
     from worker.webhooks.notify import tell_ops_endpoint_disabled
 
     reason = f"{verdict.error} (delivery {delivery.id}, {at.isoformat()})"
+    log.warning(
+        "webhook endpoint gone (410); disabled until a supervisor enables it",
+        department=delivery.department,
+        delivery_id=delivery.id,
+        case_id=delivery.case_id,
+        attempt=delivery.attempts,
+        status=delivery.last_status,
+        error=verdict.error,
+    )
     if state is not None:
         circuit.disable(state, at, reason)
         # The URL as it may be shown: the audit store is permanent and read by other departments.
