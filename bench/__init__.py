@@ -3,6 +3,6 @@ CLOSELOOP_AUDIT_KEYS, or else a throwaway one made here (inherited by the worker
 
 import os
 
-from worker.audit_keys import new_key_entry
+from worker.ledger.audit_keys import new_key_entry
 
 os.environ.setdefault("CLOSELOOP_AUDIT_KEYS", new_key_entry())

@@ -23,11 +23,11 @@ from typing import Any
 from sqlalchemy import make_url, select, text
 
 from bench.machine import describe
-from worker.audit import GENESIS, chain_hash, verify
-from worker.audit_keys import keyring
 from worker.db.migrate import upgrade
 from worker.db.models import AuditEvent
 from worker.db.session import make_engine
+from worker.ledger.audit import GENESIS, chain_hash, verify
+from worker.ledger.audit_keys import keyring
 
 EVENTS_PER_CASE = 10
 STATES = ["received", "triaged", "dispatched", "accepted", "in_progress", "resolved", "closed"]

@@ -7,9 +7,9 @@ import time
 
 import redis
 
-from worker.broker import key
-from worker.celery_app import app, configure
 from worker.config import get_settings
+from worker.messaging.broker import key
+from worker.tasks.app import app, configure
 
 configure()
 NOOP = "closeloop.pipeline.bench_noop"

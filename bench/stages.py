@@ -129,7 +129,7 @@ def main() -> None:
         from worker.api.app import create_app
         from worker.db.models import Delivery
         from worker.db.session import get_engine, transaction
-        from worker.outbox import flush_marks
+        from worker.messaging.outbox import flush_marks
         from worker.tasks.pipeline import monitor
         from worker.webhooks import send_delivery
 

@@ -22,8 +22,8 @@ from tests.support import processes
 from tests.support.databases import PostgresDatabases
 from worker.db.migrate import upgrade
 from worker.db.session import make_engine
-from worker.embedded import EmbeddedPostgres, EmbeddedRedis
-from worker.outbox import flush_marks
+from worker.messaging.outbox import flush_marks
+from worker.ops.embedded import EmbeddedPostgres, EmbeddedRedis
 
 # Every audit event is sealed with a key from outside the database; this session's processes
 # (the workers it starts included) share this one. Processes started with a stripped

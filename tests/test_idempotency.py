@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import wait_for
-from worker.broker import publish_raw
-from worker.celery_app import app
 from worker.db.models import Case, Delivery, Task
 from worker.db.session import session_factory
+from worker.messaging.broker import publish_raw
+from worker.tasks.app import app
 from worker.tasks.names import DISPATCH, MONITOR, SEND_WEBHOOK
 
 GAS_LEAK = {

@@ -14,7 +14,7 @@ from worker.api import cases, tasks
 from worker.api.app import create_app
 from worker.config import Settings
 from worker.contracts import alertmanager, callback, incident, task
-from worker.intake_queue import MAX_MESSAGE_BYTES
+from worker.messaging.intake_queue import MAX_MESSAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,8 @@ from structlog.testing import capture_logs
 
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import wait_for
-from worker.intake_queue import IncidentIntake
 from worker.logging import configure_logging
+from worker.messaging.intake_queue import IncidentIntake
 from worker.tasks.names import (
     CLOSE_UNANSWERED,
     MONITOR,

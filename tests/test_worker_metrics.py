@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.pipeline import WORKER_ARGS, pipeline
 from tests.support.processes import wait_for
-from worker.broker import publish_raw
+from worker.messaging.broker import publish_raw
 
 FLOOD = {
     "source": "hotline",

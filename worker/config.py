@@ -228,7 +228,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The environment's settings; what it leaves unset of the broker, the store and the
     rules folder comes from the `closeloop up` running on the data folder, if one is."""
-    from worker.instance import running_instance
+    from worker.ops.instance import running_instance
 
     settings = Settings()
     instance = running_instance(settings.data_dir)
@@ -244,7 +244,7 @@ def get_settings() -> Settings:
 
 def reset_settings_cache() -> None:
     """For tests and for `closeloop up`, which adjust the environment before the first use."""
-    from worker.audit_keys import keyring
+    from worker.ledger.audit_keys import keyring
 
     get_settings.cache_clear()
     keyring.cache_clear()

@@ -20,9 +20,9 @@ from tests.support.journey import (
     on_task,
     task_of,
 )
+from worker.actions.department import accept, resolve
 from worker.contracts.enums import CaseState
 from worker.rules import Ruleset, load_ruleset
-from worker.stages.department import accept, resolve
 
 RULES = Path(__file__).resolve().parents[2] / "routing_rules"
 UNKNOWN = "00000000-0000-0000-0000-000000000000"

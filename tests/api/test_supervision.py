@@ -13,17 +13,17 @@ from sqlalchemy import Engine, select
 from tests.api.conftest import Headers, TokenMaker
 from tests.support.clock import frozen
 from tests.support.factories import HOTLINE, SYSTEM, incident
-from worker.audit import verify
 from worker.clock import FrozenClock
 from worker.contracts.enums import CaseState, TaskState
 from worker.db.models import Case, Delivery
 from worker.db.session import session_factory
-from worker.lifecycle import transition, transition_task
+from worker.ledger.audit import verify
+from worker.ledger.lifecycle import transition, transition_task
 from worker.rules import registry
 from worker.stages.command import lead_task
 from worker.stages.dispatch import dispatch
 from worker.stages.intake import accept_incident
-from worker.stages.monitor import triage
+from worker.stages.triage import triage
 from worker.tasks.timers import scan_deadlines_once
 
 GAS_LEAK = {

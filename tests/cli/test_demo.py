@@ -18,12 +18,12 @@ import httpx
 from sqlalchemy import func, select
 
 from tests.support.processes import wait_for
-from worker.audit import verify
-from worker.audit_keys import keyring_in
 from worker.db.models import Callback, Case
 from worker.db.session import make_engine, session_factory
-from worker.demo import HOURLY, Receiver, _within, arrival_times
-from worker.embedded import free_port
+from worker.ledger.audit import verify
+from worker.ledger.audit_keys import keyring_in
+from worker.ops.demo import HOURLY, Receiver, _within, arrival_times
+from worker.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.broker_transport import BrokerNotConfigured
-from worker.celery_app import celery_config, configure
 from worker.config import Settings
 from worker.db.migrate import upgrade
+from worker.messaging.broker_transport import BrokerNotConfigured
+from worker.tasks.app import celery_config, configure
 
 ROOT = Path(__file__).resolve().parents[2]
 GAS_LEAK = {

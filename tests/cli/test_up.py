@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.support.processes import ROOT, spawn, stop, wait_for
-from worker.embedded import free_port
-from worker.supervisor import RestartPolicy
+from worker.ops.embedded import free_port
+from worker.ops.restarter import RestartPolicy
 
 GAS_LEAK = {
     "source": "hotline",

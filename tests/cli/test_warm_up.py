@@ -75,7 +75,7 @@ def _consume_intake() -> None:
 
 @pytest.mark.parametrize(
     ("module", "name", "command"),
-    [("uvicorn", "run", _serve_api), ("worker.intake_queue", "consume", _consume_intake)],
+    [("uvicorn", "run", _serve_api), ("worker.messaging.intake_queue", "consume", _consume_intake)],
     ids=["closeloop api", "closeloop intake consume"],
 )
 def test_a_long_running_command_warms_up_before_its_first_case(

@@ -29,8 +29,8 @@ import yaml
 
 from tests.support.processes import wait_for
 from tests.support.receiver import Receiver, receiving
-from worker.embedded import free_port
-from worker.embedded_secrets import read_env_file
+from worker.ops.embedded import free_port
+from worker.ops.embedded_secrets import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import wait_for
-from worker.audit import verify
 from worker.db.models import Case, Delivery, Task
 from worker.db.session import session_factory
-from worker.reconcile import reconcile
+from worker.ledger.audit import verify
+from worker.ops.reconcile import reconcile
 
 # Short enough that a killed worker's messages come back, and stalled cases are re-driven,
 # within a test's patience; the schedule keeps the published shape, shrunk.

@@ -21,8 +21,8 @@ from tests.faults.test_database_cuts import file_with_retries
 from tests.support.incidents import incident
 from tests.support.pipeline import pipeline
 from tests.support.processes import wait_for
-from worker.broker import publish_raw
-from worker.embedded import free_port
+from worker.messaging.broker import publish_raw
+from worker.ops.embedded import free_port
 
 INCIDENTS = 200
 

@@ -14,7 +14,7 @@ from tests.faults.conftest import assert_promise_kept, wait_until_complete
 from tests.faults.test_worker_kills import WORKER
 from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline
-from worker.broker import publish_raw
+from worker.messaging.broker import publish_raw
 
 INCIDENTS = 60
 

@@ -25,9 +25,9 @@ from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import wait_for
 from tests.support.trickle import WHERE, Trickle
-from worker.broker import publish_raw
 from worker.db.models import Case, Delivery
 from worker.db.session import session_factory
+from worker.messaging.broker import publish_raw
 
 INCIDENTS = 40
 TRICKLING = "water"

@@ -13,7 +13,7 @@ from tests.faults.conftest import INCIDENTS, assert_promise_kept, wait_until_com
 from tests.support import processes
 from tests.support.incidents import incident
 from tests.support.pipeline import Pipeline
-from worker.broker import publish_raw
+from worker.messaging.broker import publish_raw
 
 WORKER = ["worker", "--queues", "incidents,pipeline,webhooks,timers", "--concurrency", "3"]
 

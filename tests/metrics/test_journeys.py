@@ -24,6 +24,7 @@ from tests.support.journey import (
     task_of,
     task_row,
 )
+from worker.actions.department import accept, resolve
 from worker.clock import FrozenClock
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
@@ -33,7 +34,6 @@ from worker.metrics.definitions import GroupBy
 from worker.metrics.report import MetricsReport, build_report
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.closeloop import record_feedback
-from worker.stages.department import accept, resolve
 
 RULES = Path(__file__).resolve().parents[2] / "routing_rules"
 CALLER = Actor(kind=ActorKind.hotline, id="callback-desk")

@@ -14,7 +14,7 @@ from tests.support.factories import SYSTEM, filed_case, incident, walk_to
 from worker.contracts.enums import CaseState as C
 from worker.db.models import Case
 from worker.db.session import session_factory
-from worker.lifecycle import record
+from worker.ledger.lifecycle import record
 from worker.metrics.counting import install_session_counting, install_task_timing
 from worker.metrics.prometheus import DATABASE_GAUGES
 from worker.stages.intake import accept_incident

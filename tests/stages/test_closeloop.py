@@ -25,17 +25,17 @@ from tests.support.journey import (
     step,
     task_of,
 )
-from worker.audit import verify
+from worker.actions.department import accept, resolve, return_task
+from worker.actions.supervision import reassign
 from worker.clock import FrozenClock
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskState
 from worker.db.models import Callback, Case, Task
 from worker.db.session import session_factory
-from worker.reconcile import reconcile
+from worker.ledger.audit import verify
+from worker.ops.reconcile import reconcile
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.closeloop import NO_ANSWER, NotNow, auto_close, record_feedback, reopen
-from worker.stages.department import accept, resolve, return_task
-from worker.stages.supervision import reassign
 
 HOTLINE = Actor(kind=ActorKind.hotline, id="hotline-desk-3")
 SUPERVISOR = Actor(kind=ActorKind.supervisor, id="shift-supervisor")

@@ -15,18 +15,18 @@ from sqlalchemy.orm import Session
 
 from tests.support.clock import frozen
 from tests.support.factories import HOTLINE, SYSTEM, incident
-from worker.audit import timeline, verify
 from worker.clock import FrozenClock
 from worker.contracts.enums import CaseState, TaskState
 from worker.db.guard import ConcurrentChange
 from worker.db.models import Case, Delivery
 from worker.db.session import session_factory
-from worker.lifecycle import transition, transition_task
+from worker.ledger.audit import timeline, verify
+from worker.ledger.lifecycle import transition, transition_task
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.command import due_cases, due_reminders, lead_task, watch
 from worker.stages.dispatch import dispatch
 from worker.stages.intake import accept_incident
-from worker.stages.monitor import triage
+from worker.stages.triage import triage
 from worker.tasks.timers import scan_deadlines_once
 
 RULES = Path(__file__).resolve().parents[2] / "routing_rules"

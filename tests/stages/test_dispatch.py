@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.support.factories import HOTLINE, SYSTEM, incident
-from worker.audit import timeline, verify
 from worker.contracts.enums import CaseState, TaskState
 from worker.db.models import Case, Delivery, Task
 from worker.db.session import session_factory
-from worker.lifecycle import transition, transition_task
+from worker.ledger.audit import timeline, verify
+from worker.ledger.lifecycle import transition, transition_task
 from worker.rules import Ruleset, load_ruleset
 from worker.stages.dispatch import dispatch
 from worker.stages.intake import accept_incident
-from worker.stages.monitor import triage
+from worker.stages.triage import triage
 
 RULES = Path(__file__).resolve().parents[2] / "routing_rules"
 GAS_LEAK = {

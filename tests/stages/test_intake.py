@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.support.factories import HOTLINE, incident
-from worker.audit import verify
 from worker.db.models import AuditEvent, Case, OutboxMessage, Reporter
 from worker.db.session import session_factory
 from worker.idempotency import Key, KeyReused
+from worker.ledger.audit import verify
 from worker.stages.intake import Accepted, accept_incident
 
 REPORTER = {"name": "李雷", "phone": "+86 139 0000 0001", "email": "lilei@example.cn"}

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.support.factories import HOTLINE, incident
-from worker.broker import claim_once
 from worker.clock import FrozenClock, now, use_clock
 from worker.db.models import OutboxMessage
 from worker.db.session import session_factory
+from worker.messaging.broker import claim_once
 from worker.stages.intake import accept_incident
 from worker.stages.sweep import sweep_stalled
 from worker.tasks.names import MONITOR

@@ -28,8 +28,8 @@ def _crash_once(marker: Path) -> None:
 
 
 def _install_intake(moment: str, marker: Path) -> None:
-    from worker import intake_queue
-    from worker.reliable_queue import ReliableQueue
+    from worker.messaging import intake_queue
+    from worker.messaging.reliable_queue import ReliableQueue
 
     if moment == "intake:taken":
         take = ReliableQueue.take

@@ -11,7 +11,7 @@ from worker.contracts.enums import ActorKind, CaseState
 from worker.contracts.incident import Incident
 from worker.db.models import Case
 from worker.db.session import session_factory
-from worker.lifecycle import transition
+from worker.ledger.lifecycle import transition
 from worker.stages.intake import accept_incident
 
 HOTLINE = Actor(kind=ActorKind.hotline, id="hotline-test")

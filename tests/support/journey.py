@@ -13,16 +13,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import HOTLINE, incident
-from worker.audit import timeline
 from worker.clock import FrozenClock, use_clock
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
 from worker.db.models import Case, Delivery, Task
 from worker.db.session import session_factory
+from worker.ledger.audit import timeline
 from worker.rules import Ruleset
 from worker.stages.dispatch import dispatch
 from worker.stages.intake import accept_incident
-from worker.stages.monitor import triage
+from worker.stages.triage import triage
 
 RULES = Path(__file__).resolve().parents[2] / "routing_rules"
 # A weekday morning: no night or weekend route of the example city applies.

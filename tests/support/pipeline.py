@@ -59,7 +59,7 @@ class Pipeline:
         """`closeloop api` on a free loopback port; returns its base URL once it answers."""
         import httpx
 
-        from worker.embedded import free_port
+        from worker.ops.embedded import free_port
 
         port = free_port()
         log = self.folder / f"api-{port}.log"

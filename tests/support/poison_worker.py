@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from worker.celery_app import app as celery_app
-from worker.tasks_base import ClosedLoopTask
+from worker.tasks.app import app as celery_app
+from worker.tasks.base import ClosedLoopTask
 
 POISON = "closeloop.pipeline.test_poison"
 _runs: Path | None = None

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worker.celery_app import configure
 from worker.config import reset_settings_cache
 from worker.db.session import engine_for
+from worker.tasks.app import configure
 
 ROOT = Path(__file__).resolve().parents[2]
 

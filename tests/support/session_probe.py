@@ -15,7 +15,7 @@ import redis
 
 from tests.support.pipeline import pipeline
 from tests.support.processes import wait_for
-from worker.broker import publish_raw
+from worker.messaging.broker import publish_raw
 
 KEPT: list[redis.Redis] = []  # clients a session holds until it ends, as pools do
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select, text
 
-from worker.audit import canonical
 from worker.db.models import AuditEvent
+from worker.ledger.audit import canonical
 
 GUARDED = ("audit_events", "cases")
 

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.support.scripted_receiver import Receiver, Reply
 from tests.webhooks.conftest import Departments, case_with_task, delivery, queue
-from worker.embedded import free_port
+from worker.ops.embedded import free_port
 from worker.webhooks import send_delivery
 
 

@@ -19,7 +19,7 @@ from tests.support.receiver import receiving, rules_pointing_at
 from tests.support.scripted_receiver import Receiver, Reply, new_secret
 from tests.support.service import ROOT
 from tests.webhooks.conftest import case_with_task, delivery, queue
-from worker.broker import publish_raw
+from worker.messaging.broker import publish_raw
 from worker.webhooks import send_delivery
 
 

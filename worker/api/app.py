@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
 from worker.api import (
+    alertmanager,
     callbacks,
     cases,
     dashboard,
@@ -16,7 +17,6 @@ from worker.api import (
     health,
     incidents,
     metrics,
-    monitor,
     problems,
     prometheus,
     supervision,
@@ -47,7 +47,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(incidents.router)
     app.include_router(cases.router)
-    app.include_router(monitor.router)
+    app.include_router(alertmanager.router)
     app.include_router(deliveries.router)
     app.include_router(supervision.router)
     app.include_router(tasks.router)

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.orm import Session
 
 from worker.api import problems
+from worker.api.alertmanager import rules_in_force
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
 from worker.api.incidents import IdempotencyKey
 from worker.api.limits import json_body
-from worker.api.monitor import rules_in_force
 from worker.auth import Principal, Role
 from worker.contracts.callback import CallbackOut, Feedback, Reopen
 from worker.contracts.case import CaseSummary

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from worker.audit import timeline
 from worker.contracts.audit import Actor, AuditEventOut
 from worker.contracts.case import CaseOut, TaskOut
 from worker.contracts.enums import ActorKind
 from worker.contracts.incident import Location
 from worker.db.models import AuditEvent, Case, Task
-from worker.lifecycle import LIVE_TASK_STATES
+from worker.ledger.audit import timeline
+from worker.ledger.lifecycle import LIVE_TASK_STATES
 
 
 def case_out(session: Session, case: Case) -> CaseOut:

@@ -24,7 +24,7 @@ from worker.contracts.case import CaseOut, CasePage, CaseSummary
 from worker.contracts.enums import CaseState
 from worker.db.models import Case, Task
 from worker.db.session import transaction
-from worker.lifecycle import OPEN_CASE_STATES
+from worker.ledger.lifecycle import OPEN_CASE_STATES
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 

@@ -30,7 +30,7 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from worker.broker import ping_broker
+    from worker.messaging.broker import ping_broker
 
     try:
         ping_broker()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.db.guard import ConcurrentChange
 from worker.idempotency import KeyReused
-from worker.lifecycle import TransitionRefused
+from worker.ledger.lifecycle import TransitionRefused
 from worker.logging import get_logger, scrub_text
 
 PROBLEM_JSON = "application/problem+json"

@@ -13,23 +13,23 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
-from worker.api import problems
-from worker.api.auth import require
-from worker.api.case_view import case_out
-from worker.api.limits import json_body
-from worker.api.monitor import rules_in_force
-from worker.auth import Principal, Role
-from worker.contracts.case import CaseOut
-from worker.contracts.supervision import CancelRequest, EscalateRequest, ReassignRequest
-from worker.db.models import Case
-from worker.db.session import transaction
-from worker.stages.supervision import (
+from worker.actions.supervision import (
     ActionRefused,
     UnknownDepartment,
     cancel,
     escalate_by_hand,
     reassign,
 )
+from worker.api import problems
+from worker.api.alertmanager import rules_in_force
+from worker.api.auth import require
+from worker.api.case_view import case_out
+from worker.api.limits import json_body
+from worker.auth import Principal, Role
+from worker.contracts.case import CaseOut
+from worker.contracts.supervision import CancelRequest, EscalateRequest, ReassignRequest
+from worker.db.models import Case
+from worker.db.session import transaction
 
 router = APIRouter(prefix="/v1/cases", tags=["supervision"])
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from worker.actions import department
 from worker.api import problems
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
@@ -27,7 +28,6 @@ from worker.contracts.enums import TaskState
 from worker.contracts.task import ProgressReport, Resolution, TaskPage, TaskReturn, TaskView
 from worker.db.models import Task
 from worker.idempotency import Key
-from worker.stages import department
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 

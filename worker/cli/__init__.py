@@ -28,9 +28,9 @@ def user_error(error: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    from worker.audit_keys import AuditKeyError
-    from worker.broker_transport import BrokerNotConfigured
     from worker.db.session import StoreNotFound
+    from worker.ledger.audit_keys import AuditKeyError
+    from worker.messaging.broker_transport import BrokerNotConfigured
     from worker.rules.loader import RulesLoadError
 
     if isinstance(error, StoreNotFound | BrokerNotConfigured | AuditKeyError):

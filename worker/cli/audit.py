@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from worker.audit import VerifyReport, verify
-from worker.audit_anchor import AnchorInvalid, load_anchor, newest_anchor, write_anchor
-from worker.audit_keys import keyring, new_key_entry
 from worker.config import get_settings
 from worker.db.session import get_engine
+from worker.ledger.audit import VerifyReport, verify
+from worker.ledger.audit_anchor import AnchorInvalid, load_anchor, newest_anchor, write_anchor
+from worker.ledger.audit_keys import keyring, new_key_entry
 
 app = typer.Typer(no_args_is_help=True)
 

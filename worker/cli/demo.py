@@ -1,5 +1,5 @@
 """`closeloop demo`: a simulated day of the example city on the embedded default, then its
-figures, and the dashboard to look at them (see worker/demo.py for what is simulated)."""
+figures, and the dashboard to look at them (see worker/ops/demo.py for what is simulated)."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ def demo(
     reset_settings_cache()
     settings = get_settings()
 
-    from worker.audit_keys import ensure_key
     from worker.clock import now
     from worker.db.migrate import upgrade
     from worker.db.session import get_engine
-    from worker.demo import DemoDay, Receiver
+    from worker.ledger.audit_keys import ensure_key
     from worker.logging import configure_logging
+    from worker.ops.demo import DemoDay, Receiver
     from worker.rules import load_ruleset
 
     configure_logging(settings.log_level, settings.log_format)
@@ -101,7 +101,7 @@ def _dashboard_port(asked: int | None, default: int) -> int:
     """The port asked for, refused at once if taken; else the default, or a free one when
     the default is taken (a `closeloop up` on the same machine, most often)."""
     from worker.cli.run import port_free
-    from worker.embedded import free_port
+    from worker.ops.embedded import free_port
 
     if asked is not None:
         if not port_free("127.0.0.1", asked):

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from worker.contracts.incident import Incident
-from worker.intake_queue import INCIDENTS_QUEUE, describe_errors
+from worker.messaging.intake_queue import INCIDENTS_QUEUE, describe_errors
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def send(
     ] = True,
 ) -> None:
     """Publish each incident in FILE to the `incidents` queue (CLOSELOOP_BROKER_URL)."""
-    from worker.broker import publish_raw
+    from worker.messaging.broker import publish_raw
 
     try:
         incidents = read_incidents(file)
@@ -76,8 +76,8 @@ def consume(
     `incidents` runs this for you; run it alone to scale intake apart from the pipeline."""
     from worker.cli.warm_up import warm_up
     from worker.config import get_settings
-    from worker.intake_queue import consume as run
     from worker.logging import configure_logging
+    from worker.messaging.intake_queue import consume as run
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)

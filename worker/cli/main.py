@@ -39,8 +39,8 @@ def _everywhere(
     if data_dir is not None:
         os.environ["CLOSELOOP_DATA_DIR"] = str(data_dir.resolve())
         reset_settings_cache()
-        if "worker.celery_app" in sys.modules:  # configured at import, from the old settings
-            from worker.celery_app import configure
+        if "worker.tasks.app" in sys.modules:  # configured at import, from the old settings
+            from worker.tasks.app import configure
 
             configure()
     settings = get_settings()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from worker.db.session import get_engine, session_factory
-from worker.reconcile import reconcile
+from worker.ops.reconcile import reconcile
 
 
 def reconcile_command(

@@ -148,7 +148,7 @@ def reload_command(
     A folder that does not load is refused here, and each worker keeps the rules it has."""
     ruleset = _load(directory)
     typer.echo(f"rules OK: version {ruleset.version}")
-    from worker.celery_app import configure
+    from worker.tasks.app import configure
 
     replies = configure().control.broadcast("rules_reload", reply=True, timeout=timeout)
     if not replies:

@@ -12,9 +12,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from worker.config import Settings, get_settings, reset_settings_cache
-from worker.instance import RunningInstance, announce, running_instance, withdraw
 from worker.logging import configure_logging
-from worker.supervisor import CrashLoop, Supervisor
+from worker.ops.instance import RunningInstance, announce, running_instance, withdraw
+from worker.ops.restarter import CrashLoop, Supervisor
 
 
 def api(
@@ -110,7 +110,7 @@ def up(
     configure_logging(settings.log_level, settings.log_format)
     redis = None
     if not os.environ.get("CLOSELOOP_BROKER_URL"):
-        from worker.embedded import EmbeddedRedis
+        from worker.ops.embedded import EmbeddedRedis
 
         redis = EmbeddedRedis(folder / "redis")
         os.environ["CLOSELOOP_BROKER_URL"] = redis.url
@@ -121,9 +121,9 @@ def up(
     supervisor: Supervisor | None = None
     failed: CrashLoop | None = None
     try:
-        from worker.audit_keys import ensure_key
         from worker.db.migrate import upgrade
-        from worker.embedded_secrets import ensure_secrets
+        from worker.ledger.audit_keys import ensure_key
+        from worker.ops.embedded_secrets import ensure_secrets
 
         ensure_key(folder)
         upgrade(settings.resolved_database_url())

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from worker.celery_app import QUEUES, configure
 from worker.cli.warm_up import warm_up
 from worker.config import get_settings
 from worker.logging import configure_logging
+from worker.tasks.app import QUEUES, configure
 
 ALL_QUEUES = ",".join(QUEUES)
 
@@ -38,7 +38,7 @@ def worker(
     quiet: Annotated[bool, typer.Option(help="No start-up banner on stdout.")] = False,
 ) -> None:
     """Run a Celery worker. Production runs several, some per queue (webhooks apart)."""
-    from worker.intake_queue import INCIDENTS_QUEUE, IncidentIntake
+    from worker.messaging.intake_queue import INCIDENTS_QUEUE, IncidentIntake
 
     if metrics_port is not None:
         serve_metrics(metrics_host, metrics_port)
@@ -59,7 +59,7 @@ def worker(
         )
     if INCIDENTS_QUEUE in wanted:
         # Raw JSON incidents are not Celery task messages: consumer threads of their own,
-        # started and stopped with the worker, read them (worker/intake_queue.py).
+        # started and stopped with the worker, read them (worker/messaging/intake_queue.py).
         app.steps["worker"].add(IncidentIntake)
     argv = ["--quiet"] if quiet else []
     argv += ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-P", pool]

@@ -1,6 +1,6 @@
 """The store. The database is the truth; the queue only carries work.
 
-States are written only by `worker.lifecycle` (cases) and `worker.tasks_lifecycle` (tasks),
+States are written only by `worker.ledger.lifecycle` (cases) and `worker.tasks_lifecycle` (tasks),
 each of which appends the audit event in the same transaction. `version` columns are
 SQLAlchemy's optimistic lock: a flush that finds the row changed since it was read raises.
 """
@@ -238,7 +238,7 @@ class Task(Base):
 
 class AuditEvent(Base):
     """Append-only: triggers refuse UPDATE, DELETE and an INSERT that does not extend its
-    chain. See `worker.audit`."""
+    chain. See `worker.ledger.audit`."""
 
     __tablename__ = "audit_events"
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),)
@@ -256,12 +256,12 @@ class AuditEvent(Base):
     rules_version: Mapped[str | None] = mapped_column(String(80))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    # Which audit key sealed `hash` (see `worker.audit_keys`); NULL only on events from before
-    # keys, which verification reports as unkeyed.
+    # Which audit key sealed `hash` (see `worker.ledger.audit_keys`); NULL only on events from
+    # before keys, which verification reports as unkeyed.
     key_id: Mapped[str | None] = mapped_column(String(40))
 
     # Never read; it is here so that where an event is an ORM object (written in a savepoint,
-    # see `worker.audit.append_event`), one flush writes the case row (whose version check
+    # see `worker.ledger.audit.append_event`), one flush writes the case row (whose version check
     # tells a concurrent writer apart) before the event row. Without it the unit of work has
     # no order between the two tables and would insert the event first.
     case: Mapped[Case] = relationship(

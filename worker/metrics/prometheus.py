@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from worker.clock import now
 from worker.db.models import Case, Delivery, Task
-from worker.lifecycle import LIVE_TASK_STATES, OPEN_CASE_STATES
+from worker.ledger.lifecycle import LIVE_TASK_STATES, OPEN_CASE_STATES
 
 RECEIVED = Counter(
     "closeloop_cases_received", "Cases filed (duplicates included).", ["category", "district"]

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
 from worker.db.models import Callback, Case, Task
-from worker.lifecycle import OPEN_CASE_STATES
+from worker.ledger.lifecycle import OPEN_CASE_STATES
 from worker.metrics.definitions import GroupBy, percentile
 
 Key = str | None

@@ -20,7 +20,7 @@ from worker.contracts.alertmanager import Alert, Outcome
 from worker.contracts.audit import Actor
 from worker.contracts.incident import Incident
 from worker.db.models import AuditEvent, Case
-from worker.lifecycle import OPEN_CASE_STATES, record
+from worker.ledger.lifecycle import OPEN_CASE_STATES, record
 from worker.rules import Ruleset, incident_from_alert
 from worker.stages.intake import accept_incident
 

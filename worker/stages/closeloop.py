@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.audit import timeline
 from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, TaskRole, TaskState
 from worker.contracts.enums import CaseState as C
 from worker.db.models import Callback, Case, Task
-from worker.lifecycle import open_tasks, record_callback, transition
+from worker.ledger.audit import timeline
+from worker.ledger.lifecycle import open_tasks, record_callback, transition
 from worker.rules import Ruleset
 from worker.stages.dispatch import new_tasks, notify_assigned, record_decision, route
 from worker.webhooks import build_payload, queue_delivery

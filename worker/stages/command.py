@@ -29,7 +29,7 @@ from worker.contracts.enums import ActorKind, CaseState, TaskRole, TaskState
 from worker.db.guard import flush_guarded
 from worker.db.models import Case, Task
 from worker.escalation import ACKNOWLEDGE, Step, due_steps, settled, step_due
-from worker.lifecycle import LIVE_TASK_STATES, record
+from worker.ledger.lifecycle import LIVE_TASK_STATES, record
 from worker.logging import get_logger
 from worker.webhooks import build_payload, queue_delivery
 

@@ -21,9 +21,9 @@ from worker.clock import now
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind, CaseState, TaskRole, TaskState
 from worker.db.models import Case, Task
-from worker.lifecycle import NewTask, open_tasks
+from worker.ledger.lifecycle import NewTask, open_tasks
 from worker.rules import Decision, Ruleset, decide
-from worker.stages.monitor import incident_of
+from worker.stages.triage import incident_of
 from worker.webhooks import build_payload, queue_delivery
 
 ACTOR = Actor(kind=ActorKind.system, id="dispatch")

@@ -18,8 +18,8 @@ from worker.contracts.audit import Actor
 from worker.contracts.incident import Incident
 from worker.db.models import Case, new_id
 from worker.idempotency import Key, KeyReused, fingerprint
-from worker.lifecycle import open_case
-from worker.outbox import enqueue
+from worker.ledger.lifecycle import open_case
+from worker.messaging.outbox import enqueue
 from worker.tasks.names import MONITOR
 
 

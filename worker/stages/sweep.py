@@ -23,7 +23,7 @@ from worker.config import get_settings
 from worker.contracts.enums import CaseState
 from worker.db.models import Case
 from worker.logging import get_logger
-from worker.outbox import enqueue
+from worker.messaging.outbox import enqueue
 from worker.tasks.names import DISPATCH, MONITOR
 
 log = get_logger("closeloop.sweep")

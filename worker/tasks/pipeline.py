@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from structlog.contextvars import bound_contextvars
 
-from worker.celery_app import app
 from worker.db.models import Case
 from worker.db.session import get_engine, transaction
 from worker.logging import get_logger
+from worker.messaging.outbox import publish, take
 from worker.metrics.counting import timed_stage
-from worker.outbox import publish, take
 from worker.rules import Ruleset
 from worker.rules.registry import get as rules_get
 from worker.stages.dispatch import dispatch as dispatch_case
-from worker.stages.monitor import triage
+from worker.stages.triage import triage
+from worker.tasks.app import app
+from worker.tasks.base import ClosedLoopTask
 from worker.tasks.names import DISPATCH, MONITOR
-from worker.tasks_base import ClosedLoopTask
 
 log = get_logger("closeloop.pipeline")
 

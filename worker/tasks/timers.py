@@ -9,19 +9,19 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from structlog.contextvars import bound_contextvars
 
-from worker.broker import claim_once
-from worker.celery_app import app
 from worker.clock import now
 from worker.config import get_settings
 from worker.db.guard import ConcurrentChange
 from worker.db.session import get_engine, transaction
 from worker.logging import get_logger
-from worker.outbox import relay
+from worker.messaging.broker import claim_once
+from worker.messaging.outbox import relay
 from worker.stages.closeloop import auto_close
 from worker.stages.command import due_cases, due_reminders, remind, watch
 from worker.stages.sweep import sweep_stalled
+from worker.tasks.app import app
+from worker.tasks.base import ClosedLoopTask
 from worker.tasks.names import CLOSE_UNANSWERED, RELAY_OUTBOX, SCAN_DEADLINES, SWEEP_STALLED
-from worker.tasks_base import ClosedLoopTask
 
 # The issue asks for at least every 30 s; a scan that waited past the next one is superseded.
 DEADLINE_SCAN_EVERY_S = 15.0

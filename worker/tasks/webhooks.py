@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.celery_app import app
 from worker.config import get_settings
 from worker.db.session import get_engine, transaction
+from worker.tasks.app import app
+from worker.tasks.base import ClosedLoopTask
 from worker.tasks.names import SCAN_WEBHOOKS, SEND_WEBHOOK
-from worker.tasks_base import ClosedLoopTask
 from worker.webhooks import queue_due, send_delivery
 
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from worker.audit import append_note
 from worker.contracts.audit import Actor
 from worker.contracts.enums import ActorKind
 from worker.db.models import Delivery
+from worker.ledger.audit import append_note
 
 if TYPE_CHECKING:
     from worker.webhooks.sending import Sending

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from worker.clock import now
 from worker.config import get_settings
 from worker.db.models import Case, Delivery, Task, new_id
-from worker.outbox import enqueue
+from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks.schedule import parse_schedule
 from worker.webhooks.signing import new_webhook_id

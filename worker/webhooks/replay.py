@@ -19,7 +19,7 @@ from worker.config import get_settings
 from worker.contracts.audit import Actor
 from worker.db.guard import flush_guarded
 from worker.db.models import Delivery
-from worker.outbox import enqueue
+from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks import circuit
 from worker.webhooks.audit import record_delivery

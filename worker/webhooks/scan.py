@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from worker.clock import now
 from worker.db.guard import flush_guarded
 from worker.db.models import Delivery
-from worker.outbox import enqueue
+from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks.sending import WAITING, note_lost_attempt
 
