@@ -88,6 +88,11 @@ def session_folder(mark: str, kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"closeloop-test-{mark}-{kind}-"))
 
 
+# multiprocessing's resource tracker, started by the first process pool the session uses: it
+# serves the session to its end and exits with it, as it is made to.
+_LIVES_WITH_THE_SESSION = b"multiprocessing.resource_tracker"
+
+
 def marked(mark: str) -> list[int]:
     """The live processes the session marked `mark` started (see SESSION_MARK), but for this
     one and its ancestors (what started the session, `timeout pytest ...` say, may carry it)."""
@@ -101,8 +106,11 @@ def marked(mark: str) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             environment = (entry / "environ").read_bytes().split(b"\0")
             folder = os.readlink(entry / "cwd")
+            command = (entry / "cmdline").read_bytes()
         except OSError:
             continue  # gone meanwhile, or not ours to read
+        if _LIVES_WITH_THE_SESSION in command:
+            continue
         if state not in ("Z", "X") and (wanted in environment or f"-{mark}-" in folder):
             found.append(int(entry.name))
     return found

@@ -34,7 +34,7 @@ from worker.contracts.enums import CaseState
 from worker.db.guard import ConcurrentChange, flush_guarded
 from worker.db.models import AuditEvent, Case, Reporter
 from worker.ledger.audit_keys import Keyring, keyring
-from worker.metrics.counting import note_written
+from worker.ledger.written import note as note_written
 
 if TYPE_CHECKING:
     from worker.ledger.audit_anchor import Anchor

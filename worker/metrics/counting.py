@@ -1,4 +1,4 @@
-"""What the Prometheus counters count, read off the audit store as it is written.
+"""What the Prometheus counters count, told by the ledger (`worker.ledger.written`).
 
 Every state change writes one audit event (DESIGN: "no state change without its audit
 event"), so the counters listen to those events instead of to each stage: a case received,
@@ -16,14 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, inspect
-from sqlalchemy.orm import Session
+from worker.ledger import written
+from worker.ledger.written import Written
 
-from worker.db.models import AuditEvent, Case
-
-_PENDING = "closeloop.metrics.pending"
 _started: dict[str, float] = {}
-_installed = {"sessions": False, "celery": False}
+_installed = {"celery": False}
 
 DELIVERY_OUTCOMES = {
     "delivery.succeeded": "delivered",
@@ -35,68 +32,27 @@ DELIVERY_OUTCOMES = {
 
 
 def install_session_counting() -> None:
-    if _installed["sessions"]:
-        return
-    event.listen(Session, "after_flush", _note_events)
-    event.listen(Session, "after_commit", _count_committed)
-    event.listen(Session, "after_rollback", _forget)
-    _installed["sessions"] = True
+    """Count what the ledger writes, as each transaction commits."""
+    written.subscribe(_count)
 
 
-def _note_events(session: Session, _: Any) -> None:
-    written = [obj for obj in session.new if isinstance(obj, AuditEvent)]
-    if not written:
-        return
-    cases = {obj.id: obj for obj in session if isinstance(obj, Case)}
-    pending = session.info.setdefault(_PENDING, [])
-    for audit in written:
-        facts = _facts(audit.action, audit.to_state, cases.get(audit.case_id))
-        if facts is not None:
-            pending.append((audit, facts))
-
-
-def note_written(
-    session: Session, action: str, to_state: str | None = None, case: Case | None = None
-) -> None:
-    """An event written with a plain statement rather than as an `AuditEvent` object (never
-    inside a savepoint, whose rollback this could not see): counted, like the others, when
-    the transaction commits."""
-    facts = _facts(action, to_state, case)
-    if facts is not None:
-        session.info.setdefault(_PENDING, []).append((None, facts))
-
-
-def _facts(
-    action: str, to_state: str | None, case: Case | None
-) -> tuple[str, dict[str, str]] | None:
-    if action == "case.received" and case is not None:
-        return "received", {"category": case.category, "district": case.district or ""}
-    if to_state == "closed" and case is not None:
-        return "closed", {"department": case.lead_department or ""}
-    if action in DELIVERY_OUTCOMES:
-        return "delivery", {"outcome": DELIVERY_OUTCOMES[action]}
-    return None
-
-
-def _count_committed(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released: its events count when the whole transaction commits
-    pending = session.info.pop(_PENDING, [])
-    if not pending:
-        return
+def _count(facts: list[Written]) -> None:
     from worker.metrics import prometheus
 
-    for audit, (kind, labels) in pending:
-        # An event flushed inside a savepoint that was rolled back is transient again.
-        if audit is None or inspect(audit).persistent:
-            prometheus.count(kind, labels)
+    for fact in facts:
+        counted = _kind_and_labels(fact)
+        if counted is not None:
+            prometheus.count(*counted)
 
 
-def _forget(session: Session) -> None:
-    # A savepoint's rollback makes its own events transient, which `_count_committed` skips;
-    # only the whole transaction's rollback drops everything noted.
-    if not session.in_nested_transaction():
-        session.info.pop(_PENDING, None)
+def _kind_and_labels(fact: Written) -> tuple[str, dict[str, str]] | None:
+    if fact.action == "case.received" and fact.category is not None:
+        return "received", {"category": fact.category, "district": fact.district or ""}
+    if fact.to_state == "closed" and fact.category is not None:
+        return "closed", {"department": fact.lead_department or ""}
+    if fact.action in DELIVERY_OUTCOMES:
+        return "delivery", {"outcome": DELIVERY_OUTCOMES[fact.action]}
+    return None
 
 
 def install_task_timing() -> None:
