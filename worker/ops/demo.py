@@ -49,6 +49,7 @@ from worker.contracts.incident import Incident
 from worker.db.guard import ConcurrentChange
 from worker.db.models import Case, Delivery, Task
 from worker.db.session import transaction
+from worker.ledger.deliveries import WAITING
 from worker.ledger.lifecycle import TransitionRefused
 from worker.rules import Ruleset
 from worker.stages.closeloop import NotNow, auto_close, record_feedback
@@ -57,7 +58,7 @@ from worker.stages.intake import accept_incident
 from worker.stages.triage import triage
 from worker.tasks.timers import scan_deadlines_once
 from worker.webhooks.endpoints import Endpoint
-from worker.webhooks.sending import WAITING, send_delivery
+from worker.webhooks.sending import send_delivery
 
 # How busy each hour of the day is, relative: quiet at night, peaks at 9 and 18.
 HOURLY = [2, 1, 1, 1, 1, 2, 4, 7, 10, 9, 8, 7, 7, 7, 7, 8, 9, 10, 10, 9, 7, 5, 4, 3]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from worker.clock import now
 from worker.contracts.enums import CaseState, TaskRole
 from worker.db.models import Case, Delivery, OutboxMessage, Task
-from worker.webhooks.sending import WAITING
+from worker.ledger.deliveries import WAITING
 
 PAST_DISPATCH = [
     s.value

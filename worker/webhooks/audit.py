@@ -12,7 +12,7 @@ from worker.db.models import Delivery
 from worker.ledger.audit import append_note
 
 if TYPE_CHECKING:
-    from worker.webhooks.sending import Sending
+    from worker.ledger.deliveries import Sending
 
 WEBHOOKS = Actor(kind=ActorKind.system, id="webhooks")
 

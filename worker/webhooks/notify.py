@@ -19,7 +19,7 @@ from worker.webhooks.payloads import case_summary
 from worker.webhooks.queue import ENDPOINT_DISABLED, queue_delivery
 
 if TYPE_CHECKING:
-    from worker.webhooks.sending import Sending
+    from worker.ledger.deliveries import Sending
 
 log = get_logger("closeloop.webhooks")
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.clock import now
 from worker.config import get_settings
 from worker.db.models import Case, Delivery, Task, new_id
+from worker.ledger.deliveries import open_delivery
 from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks.schedule import parse_schedule
@@ -32,10 +33,6 @@ TASK_EVENTS = frozenset(
 )
 ENDPOINT_DISABLED = "endpoint.disabled"
 EVENT_TYPES = TASK_EVENTS | {ENDPOINT_DISABLED}
-
-
-_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
-_ADD = insert(_DELIVERIES)  # built once; its columns' defaults fill in the rest
 
 
 def _existing(session: Session, dedupe_key: str) -> str | None:
@@ -76,7 +73,6 @@ def queue_delivery(
         "department": department,
         "event_type": event_type,
         "payload": payload,
-        "state": "pending",
         "attempts": 0,
         "next_attempt_at": now() + first,
     }
@@ -84,11 +80,11 @@ def queue_delivery(
     # session's pending objects go first, the task this delivery refers to among them.
     session.flush()
     if new_key:
-        session.connection().execute(_ADD, delivery)
+        open_delivery(session, delivery)
     else:
         try:
             with session.begin_nested():
-                session.connection().execute(_ADD, delivery)
+                open_delivery(session, delivery)
         except IntegrityError:
             # A concurrent caller queued the same thing and committed first: theirs stands.
             raced = _existing(session, dedupe_key)

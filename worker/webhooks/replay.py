@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from worker.clock import now
 from worker.config import get_settings
 from worker.contracts.audit import Actor
-from worker.db.guard import flush_guarded
 from worker.db.models import Delivery
+from worker.ledger.deliveries import DeliveryState, move
 from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
 from worker.webhooks import circuit
@@ -77,10 +77,13 @@ def replay_delivery(session: Session, delivery: Delivery, *, actor: Actor) -> No
         )
     was = delivery.state
     first = parse_schedule(get_settings().webhook_schedule)[0]
-    delivery.state = "pending"
-    delivery.attempts_before_replay = delivery.attempts
-    delivery.next_attempt_at = now() + first
-    flush_guarded(session, "delivery", delivery.id)
+    move(
+        session,
+        delivery,
+        DeliveryState.pending,
+        attempts_before_replay=delivery.attempts,
+        next_attempt_at=now() + first,
+    )
     record_delivery(session, delivery, "delivery.replayed", actor=actor, was=was)
     enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=delivery.case_id)
 
@@ -110,9 +113,7 @@ def retry_delivery_now(session: Session, delivery: Delivery, *, actor: Actor) ->
         raise NotRetryable(_why_not_pending(delivery))
     was_due = delivery.next_attempt_at
     at = now()
-    delivery.state = "queued"
-    delivery.next_attempt_at = at + QUEUED_LEASE
-    flush_guarded(session, "delivery", delivery.id)
+    move(session, delivery, DeliveryState.queued, next_attempt_at=at + QUEUED_LEASE)
     record_delivery(
         session,
         delivery,

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.clock import now
-from worker.db.guard import flush_guarded
 from worker.db.models import Delivery
+from worker.ledger.deliveries import WAITING, DeliveryState, move
 from worker.messaging.outbox import enqueue
 from worker.tasks.names import SEND_WEBHOOK
-from worker.webhooks.sending import WAITING, note_lost_attempt
+from worker.webhooks.sending import note_lost_attempt
 
 QUEUED_LEASE = timedelta(minutes=5)
 SCAN_LIMIT = 500
@@ -37,8 +37,6 @@ def queue_due(session: Session, *, limit: int = SCAN_LIMIT) -> list[str]:
     ).all()
     for delivery in due:
         note_lost_attempt(session, delivery)
-        delivery.state = "queued"
-        delivery.next_attempt_at = at + QUEUED_LEASE
-        flush_guarded(session, "delivery", delivery.id)
+        move(session, delivery, DeliveryState.queued, next_attempt_at=at + QUEUED_LEASE)
         enqueue(session, SEND_WEBHOOK, {"delivery_id": delivery.id}, case_id=delivery.case_id)
     return [delivery.id for delivery in due]

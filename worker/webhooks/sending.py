@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -32,8 +31,16 @@ from worker import __version__
 from worker.clock import now
 from worker.config import get_settings
 from worker.db.guard import ConcurrentChange
-from worker.db.models import Delivery, DeliveryAttempt
+from worker.db.models import Delivery
 from worker.db.session import transaction
+from worker.ledger.deliveries import (
+    WAITING,
+    Sending,
+    add_attempt,
+    move,
+    read,
+)
+from worker.ledger.deliveries import DeliveryState as D
 from worker.logging import get_logger
 from worker.urls import safe_url
 from worker.webhooks import circuit, slots
@@ -46,87 +53,10 @@ from worker.webhooks.signing import signed_headers
 
 log = get_logger("closeloop.webhooks")
 
-WAITING = ("pending", "queued", "sending")
 EXCERPT_BYTES = 512
 RECORD_TRIES = 3
 # A delivery whose endpoint has no free slot is due again this soon (beat's next scans).
 BUSY_WAIT = timedelta(seconds=1)
-
-
-@dataclass
-class Sending:
-    """A delivery's row as this attempt read it: what the attempt needs, and the columns it
-    changes, which `write` puts back under the row's version. Plain statements rather than
-    ORM objects: they are most of what an attempt costs, and an ORM load and flush cost
-    several times what the statements do."""
-
-    id: str
-    webhook_id: str
-    case_id: str
-    department: str
-    event_type: str
-    payload: dict[str, Any]
-    created_at: datetime
-    attempts_before_replay: int
-    version: int
-    state: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status: int | None
-    last_error: str | None
-    delivered_at: datetime | None
-
-
-_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
-_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[assignment]
-_CHANGING = ("state", "attempts", "next_attempt_at", "last_status", "last_error", "delivered_at")
-_READ = select(*(_DELIVERIES.c[name] for name in Sending.__dataclass_fields__)).where(
-    _DELIVERIES.c.id == bindparam("key")
-)
-_WRITE = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("key"), _DELIVERIES.c.version == bindparam("read"))
-    .values({name: bindparam(name) for name in (*_CHANGING, "version", "updated_at")})
-)
-_ADD_ATTEMPT = insert(_ATTEMPTS)
-
-
-def read(session: Session, delivery_id: str) -> Sending | None:
-    row = session.connection().execute(_READ, {"key": delivery_id}).one_or_none()
-    return None if row is None else Sending(*row)
-
-
-def write(session: Session, delivery: Sending) -> None:
-    """Write the changing columns back, if the row is still at the version read (else
-    `ConcurrentChange`: another worker claimed it, or the lease ran out and it moved on)."""
-    moved = session.connection().execute(
-        _WRITE,
-        {
-            **{name: getattr(delivery, name) for name in _CHANGING},
-            "key": delivery.id,
-            "read": delivery.version,
-            "version": delivery.version + 1,
-            "updated_at": now(),
-        },
-    )
-    if moved.rowcount != 1:
-        raise ConcurrentChange("delivery", delivery.id)
-    delivery.version += 1
-
-
-def add_attempt(session: Session, delivery_id: str, attempt_no: int, **values: Any) -> None:
-    """One row of the delivery's attempt log (`DeliveryAttempt`)."""
-    session.connection().execute(
-        _ADD_ATTEMPT,
-        {
-            "delivery_id": delivery_id,
-            "attempt_no": attempt_no,
-            "status_code": None,
-            "error": None,
-            "duration_ms": None,
-            **values,
-        },
-    )
 
 
 @dataclass(frozen=True)
@@ -167,7 +97,7 @@ def send_delivery(
 
 
 def is_due(delivery: Delivery | Sending, at: datetime) -> bool:
-    if delivery.state == "queued":
+    if delivery.state == D.queued:
         return True  # the scan decided it is due; this is the send it queued
     due = delivery.next_attempt_at
     return delivery.state in WAITING and due is not None and due <= at
@@ -175,7 +105,7 @@ def is_due(delivery: Delivery | Sending, at: datetime) -> bool:
 
 def note_lost_attempt(session: Session, delivery: Delivery | Sending) -> None:
     """A `sending` delivery whose lease ran out: its worker stopped mid-send."""
-    if delivery.state == "sending":
+    if delivery.state == D.sending:
         add_attempt(
             session,
             delivery.id,
@@ -227,10 +157,13 @@ def _claim(
             held.remove(endpoint.url)
             slots.give_back(endpoint.url)
             return refused
-    delivery.state = "sending"
-    delivery.attempts += 1
-    delivery.next_attempt_at = at + lease()
-    write(session, delivery)
+    move(
+        session,
+        delivery,
+        D.sending,
+        attempts=delivery.attempts + 1,
+        next_attempt_at=at + lease(),
+    )
     return Claim(
         delivery_id=delivery.id,
         webhook_id=delivery.webhook_id,
@@ -246,9 +179,7 @@ def _claim(
 def _wait_for_slot(session: Session, delivery: Sending, at: datetime) -> str:
     """The endpoint has as many attempts in flight here as it may: this one waits a moment.
     Not an attempt, so nothing is counted; pending, so the next scan queues it again."""
-    delivery.state = "pending"
-    delivery.next_attempt_at = at + BUSY_WAIT
-    write(session, delivery)
+    move(session, delivery, D.pending, next_attempt_at=at + BUSY_WAIT)
     return "busy"
 
 
@@ -262,9 +193,7 @@ def _gate(session: Session, delivery: Sending, endpoint: Endpoint, at: datetime)
         return "dead"
     if decision.hold_until is not None:
         # Held by the open circuit: not an attempt, so nothing is counted.
-        delivery.state = "pending"
-        delivery.next_attempt_at = decision.hold_until
-        write(session, delivery)
+        move(session, delivery, D.pending, next_attempt_at=decision.hold_until)
         return "held"
     return None
 
@@ -377,7 +306,7 @@ def _record(session: Session, claim: Claim, answer: Answer, known: Sending | Non
     delivery = replace(known) if known is not None else read(session, claim.delivery_id)
     if delivery is None:
         raise LookupError(f"delivery {claim.delivery_id} is gone")
-    if delivery.state != "sending" or delivery.attempts != claim.attempt_no:
+    if delivery.state != D.sending or delivery.attempts != claim.attempt_no:
         log.warning("attempt outlived its lease", delivery_id=delivery.id, attempt=claim.attempt_no)
         return "superseded"
     delivery.last_status = answer.status
@@ -400,13 +329,9 @@ def _delivered(
     at: datetime,
     answer: Answer,
 ) -> str:
-    delivery.state = "delivered"
-    delivery.delivered_at = at
-    delivery.next_attempt_at = None
-    delivery.last_error = None
     if state is not None:
         circuit.note_success(session, state, at)
-    write(session, delivery)
+    move(session, delivery, D.delivered, delivered_at=at, next_attempt_at=None, last_error=None)
     record_delivery(
         session,
         delivery,
@@ -457,9 +382,7 @@ def _failed(
     if due is None:
         _bury(session, delivery, f"gave up after {delivery.attempts} attempts: {verdict.error}")
         return "dead"
-    delivery.state = "pending"
-    delivery.next_attempt_at = due
-    write(session, delivery)
+    move(session, delivery, D.pending, next_attempt_at=due)
     return "retry"
 
 
@@ -511,8 +434,5 @@ def _gone(
 
 def _bury(session: Session, delivery: Sending, reason: str) -> None:
     """A dead letter: kept, listed for supervisors, replayable with the same webhook-id."""
-    delivery.state = "dead"
-    delivery.next_attempt_at = None
-    delivery.last_error = reason
-    write(session, delivery)
+    move(session, delivery, D.dead, next_attempt_at=None, last_error=reason)
     record_delivery(session, delivery, "delivery.dead", attempts=delivery.attempts, reason=reason)
