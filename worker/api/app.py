@@ -22,6 +22,7 @@ from worker.api import (
     supervision,
     tasks,
 )
+from worker.api.auth import TokenFirst
 from worker.api.limits import BodyLimit
 from worker.config import get_settings
 from worker.metrics.counting import install_session_counting
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     install_session_counting()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(TokenFirst)  # added last, so it runs first: 401 before 413/415/422
     app.include_router(health.router)
     app.include_router(incidents.router)
     app.include_router(cases.router)

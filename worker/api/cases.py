@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from worker.api import problems
 from worker.api.auth import require
 from worker.api.case_view import case_out
-from worker.api.cursor import decode
+from worker.api.cursor import Cursor, decode
 from worker.api.cursor import encode as cursor_of
 from worker.auth import Principal, Role
 from worker.clock import now
@@ -71,9 +71,7 @@ def list_cases(
         bool | None, Query(description="Flagged overdue, or open past the resolve deadline.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: Cursor = None,
 ) -> CasePage:
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit + 1)
     query = _filtered(query, state, category, district, department, overdue)

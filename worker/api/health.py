@@ -1,4 +1,7 @@
-"""Liveness and readiness: no token needed, so that orchestrators can probe them."""
+"""Liveness and readiness: no token needed, so that orchestrators can probe them.
+
+So `/ready` names only the dependency that is down; why (a host, a port, a driver's words)
+goes to the log, where operators read it and strangers do not."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from worker.db.session import get_engine
+from worker.logging import get_logger
 
 router = APIRouter(tags=["health"])
+log = get_logger("closeloop.api.health")
 
 
 @router.get("/health", summary="The process is up")
@@ -23,7 +28,7 @@ def check_database() -> str | None:
         with get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as error:
-        return f"database: {type(error).__name__}: {error}"
+        return _down("database", error)
     return None
 
 
@@ -33,8 +38,13 @@ def check_broker() -> str | None:
     try:
         ping_broker()
     except Exception as error:
-        return f"broker: {type(error).__name__}: {error}"
+        return _down("broker", error)
     return None
+
+
+def _down(dependency: str, error: Exception) -> str:
+    log.warning("not ready", dependency=dependency, error=f"{type(error).__name__}: {error}")
+    return f"{dependency}: unavailable"
 
 
 @router.get("/ready", summary="The database and the broker answer")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from worker.api import problems
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
-from worker.api.cursor import decode, encode
+from worker.api.cursor import Cursor, decode, encode
 from worker.api.incidents import IdempotencyKey
 from worker.api.limits import json_body
 from worker.auth import Principal, Role
@@ -50,9 +50,7 @@ def list_tasks(
     ] = None,
     case_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: Cursor = None,
 ) -> TaskPage:
     if caller.role is Role.department:
         department = caller.department
