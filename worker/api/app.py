@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
@@ -24,6 +24,7 @@ from worker.api import (
 )
 from worker.api.auth import TokenFirst
 from worker.api.limits import BodyLimit
+from worker.api.routing import known_query_only
 from worker.config import get_settings
 from worker.metrics.counting import install_session_counting
 
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
         title="closeloop",
         version=__version__,
         description="Case routing for city hotlines: file incidents, follow cases, act on tasks.",
+        dependencies=[Depends(known_query_only)],
     )
     problems.install(app)
     install_session_counting()

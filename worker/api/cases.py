@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.auth import require
 from worker.api.case_view import case_out
 from worker.api.cursor import Cursor, decode
@@ -34,7 +34,7 @@ MAX_PAGE = 200
 @router.get(
     "/cases/{case_id}",
     summary="A case: state, priority, departments, deadlines, tasks and timeline",
-    responses=problems.responses(401, 403, 404, 422, 500),
+    responses=problems.responses(401, 403, 404, 422, 500) | links.case(),
 )
 def read_case(
     case_id: str,
@@ -57,7 +57,7 @@ def _may_see(session: Session, caller: Principal, case_id: str) -> bool:
 @router.get(
     "/cases",
     summary="Cases, newest first, filtered",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.case_page(),
 )
 def list_cases(
     _: Annotated[Principal, Depends(require(Role.hotline, Role.supervisor))],

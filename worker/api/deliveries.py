@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.auth import require
 from worker.auth import Principal, Role
 from worker.db.models import Delivery
@@ -86,7 +86,7 @@ State = Literal["pending", "queued", "sending", "delivered", "dead"]
 @router.get(
     "",
     summary="Deliveries, newest change first; `state=dead` for the dead letters",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.delivery_page(),
 )
 def list_deliveries(
     _: Supervisor,

@@ -5,12 +5,14 @@ goes to the log, where operators read it and strangers do not."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
+from worker.api import problems
 from worker.db.session import get_engine
 from worker.logging import get_logger
 
@@ -47,10 +49,24 @@ def _down(dependency: str, error: Exception) -> str:
     return f"{dependency}: unavailable"
 
 
-@router.get("/ready", summary="The database and the broker answer")
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
+@router.get(
+    "/ready",
+    summary="The database and the broker answer",
+    response_model=Ready,
+    responses={
+        503: {
+            "model": problems.Problem,
+            "description": "A dependency is down: `problems` names each, e.g. "
+            "`database: unavailable` (the log says why)",
+        }
+    },
+)
 def ready() -> JSONResponse:
     failures = [f for f in (check_database(), check_broker()) if f]
-    body: dict[str, Any] = {"status": "ready" if not failures else "not ready"}
     if failures:
-        body["problems"] = failures
-    return JSONResponse(body, status_code=503 if failures else 200)
+        return problems.problem(503, "Not ready", "; ".join(failures), problems=failures)
+    return JSONResponse({"status": "ready"})

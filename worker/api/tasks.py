@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
 from worker.api.cursor import Cursor, decode, encode
@@ -40,7 +40,7 @@ Action = Callable[[Session, Task], Task]
 @router.get(
     "",
     summary="Tasks, newest first: a department's own, or every one for supervisors",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.task_page(),
 )
 def list_tasks(
     caller: Reader,
