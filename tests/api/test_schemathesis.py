@@ -15,12 +15,14 @@ per operation (default 40); a long local run:
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
@@ -48,6 +50,25 @@ FUZZING = settings(
     database=DATABASE,
 )
 
+
+# Dates anywhere in the calendar and at any UTC offset, not only the tame ones: a date that
+# exists locally may not exist in UTC (year 1 at +14:00), where the database keeps it.
+def _moments(first: datetime, last: datetime) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda naive, minutes: naive.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+        st.datetimes(min_value=first, max_value=last),
+        st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+    ).map(datetime.isoformat)
+
+
+schemathesis.openapi.format(
+    "date-time",
+    st.one_of(
+        _moments(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59)),
+        _moments(datetime(1, 1, 1), datetime(1, 1, 2)),  # the calendar's two ends
+        _moments(datetime(9999, 12, 30), datetime(9999, 12, 31, 23, 59)),
+    ),
+)
 
 # The schema is read once, at collection; each operation's test sends its requests to an app
 # made for it, on a database of its own.
