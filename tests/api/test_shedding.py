@@ -56,13 +56,15 @@ def api(service: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[st
         reset_settings_cache()
 
 
-def _trickler(address: str) -> socket.socket:
-    """A client that sends its headers and the start of its body, then nothing."""
+def _trickler(address: str, token: str) -> socket.socket:
+    """A client with a valid token (one without is refused before its body is read) that
+    sends its headers and the start of its body, then nothing."""
     host, port = address.split(":")
     connection = socket.create_connection((host, int(port)), timeout=10)
     connection.sendall(
         b"POST /v1/incidents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 100\r\n\r\n{"source": '
+        + f"Authorization: Bearer {token}\r\n".encode()
+        + b'Content-Length: 100\r\n\r\n{"source": '
     )
     return connection
 
@@ -74,7 +76,9 @@ def _status_of(connection: socket.socket) -> tuple[int, float]:
 
 
 def test_past_the_bound_503_at_once_health_fast_and_slow_bodies_408(api: str) -> None:
-    slow = [_trickler(api) for _ in range(BOUND)]
+    with transaction() as session:
+        token = create_token(session, Role.hotline).token
+    slow = [_trickler(api, token) for _ in range(BOUND)]
     time.sleep(0.2)  # every one of them is in flight
     with httpx.Client(base_url=f"http://{api}", timeout=5) as client:
         started = time.monotonic()

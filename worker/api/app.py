@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from worker import __version__
@@ -22,7 +22,9 @@ from worker.api import (
     supervision,
     tasks,
 )
+from worker.api.auth import TokenFirst
 from worker.api.limits import BodyLimit
+from worker.api.routing import known_query_only
 from worker.api.shedding import LoadShedding
 from worker.config import get_settings
 from worker.metrics.counting import install_session_counting
@@ -33,11 +35,13 @@ def create_app() -> FastAPI:
         title="closeloop",
         version=__version__,
         description="Case routing for city hotlines: file incidents, follow cases, act on tasks.",
+        dependencies=[Depends(known_query_only)],
     )
     problems.install(app)
     install_session_counting()
     settings = get_settings()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TokenFirst)  # runs before the body limit: 401 before 413/415/422
     # Added last, so outermost: a request refused for load costs nothing behind it.
     app.add_middleware(
         LoadShedding,

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.auth import require
 from worker.api.case_view import case_out
-from worker.api.cursor import decode
+from worker.api.cursor import Cursor, decode
 from worker.api.cursor import encode as cursor_of
 from worker.auth import Principal, Role
 from worker.clock import now
@@ -34,7 +34,7 @@ MAX_PAGE = 200
 @router.get(
     "/cases/{case_id}",
     summary="A case: state, priority, departments, deadlines, tasks and timeline",
-    responses=problems.responses(401, 403, 404, 422, 500),
+    responses=problems.responses(401, 403, 404, 422, 500) | links.case(),
 )
 def read_case(
     case_id: str,
@@ -57,7 +57,7 @@ def _may_see(session: Session, caller: Principal, case_id: str) -> bool:
 @router.get(
     "/cases",
     summary="Cases, newest first, filtered",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.case_page(),
 )
 def list_cases(
     _: Annotated[Principal, Depends(require(Role.hotline, Role.supervisor))],
@@ -71,9 +71,7 @@ def list_cases(
         bool | None, Query(description="Flagged overdue, or open past the resolve deadline.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: Cursor = None,
 ) -> CasePage:
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit + 1)
     query = _filtered(query, state, category, district, department, overdue)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.auth import require
 from worker.auth import Principal, Role
 from worker.db.models import Delivery
@@ -81,13 +81,17 @@ class RetryOut(BaseModel):
     retried: list[str] = Field(description="Deliveries whose next attempt is now due.")
 
 
+# Past this, page with a filter (state, department, case): the database counts every row it
+# skips, and its offsets stop at 2^63 anyway.
+MAX_OFFSET = 100_000
+
 State = Literal["pending", "queued", "sending", "delivered", "dead"]
 
 
 @router.get(
     "",
     summary="Deliveries, newest change first; `state=dead` for the dead letters",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.delivery_page(),
 )
 def list_deliveries(
     _: Supervisor,
@@ -96,7 +100,7 @@ def list_deliveries(
     event_type: str | None = None,
     case_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DeliveryPage:
     with session_factory()() as session:
         found = find_deliveries(

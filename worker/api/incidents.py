@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.auth import require
 from worker.api.limits import json_body
 from worker.auth import Principal, Role
@@ -50,7 +50,7 @@ class Filed(BaseModel):
     status_code=202,
     summary="File an incident",
     dependencies=[Depends(json_body)],
-    responses=problems.responses(401, 403, 413, 415, 422, 500),
+    responses=problems.responses(401, 403, 413, 415, 422, 500) | links.filed(202),
 )
 def file_incident(
     incident: Incident,

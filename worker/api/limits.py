@@ -1,5 +1,6 @@
-"""Input limits in front of the routes: the body's size and its media type, and no NUL
-characters anywhere (PostgreSQL text cannot hold them: let through, they would end as a 500).
+"""Input limits in front of the routes: the body's size and its media type, a JSON body read
+strictly (see `json_text`), and no NUL characters anywhere (PostgreSQL text cannot hold
+them: let through, they would end as a 500).
 
 The size is checked twice: a `Content-Length` over the limit is refused before a byte is
 read, and a body without one (chunked) is counted as it arrives and refused the moment it
@@ -16,6 +17,7 @@ import orjson
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.api.json_text import NotJson, read_json
 from worker.api.problems import PROBLEM_JSON
 from worker.contracts.incident import contains_nul
 
@@ -45,11 +47,11 @@ class BodyLimit:
             return
         if body is None:
             return  # the client went away mid-body: nobody is left to answer
-        where = _nul_in(scope, body)
-        if where is not None:
-            errors = [{"field": where, "problem": NUL_PROBLEM}]
-            detail = f"{where}: {NUL_PROBLEM}"
-            await _answer(send, 422, "The request is not valid", detail, errors=errors)
+        refusal = _refusal(scope, body)
+        if refusal is not None:
+            where, why = refusal
+            errors = [{"field": where, "problem": why}]
+            await _answer(send, 422, "The request is not valid", f"{where}: {why}", errors=errors)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -86,20 +88,28 @@ class BodyLimit:
 NUL_PROBLEM = "contains a NUL character (\\u0000), which no text field may hold"
 
 
-def _nul_in(scope: Scope, body: bytes) -> str | None:
-    """Where the request carries a NUL character, if it does: path, query or body."""
+def _refusal(scope: Scope, body: bytes) -> tuple[str, str] | None:
+    """Where the request is unreadable, and why, if it is: path, query or body."""
     if "\x00" in scope.get("path", ""):
-        return "(path)"
+        return "(path)", NUL_PROBLEM
     query = scope.get("query_string", b"")
     if b"\x00" in query or b"%00" in query.lower():
-        return "(query)"
-    if b"\x00" in body:
-        return "(body)"
-    if b"\\u0000" in body:  # escaped in a JSON string; the parsed text says for sure
+        return "(query)", NUL_PROBLEM
+    if body and _is_json(_header(scope, b"content-type")):
         try:
-            return "(body)" if contains_nul(orjson.loads(body)) else None
-        except orjson.JSONDecodeError:
-            return None  # malformed JSON: the route answers that
+            value = read_json(body)
+        except NotJson as error:
+            return "(body)", str(error)
+        return ("(body)", NUL_PROBLEM) if contains_nul(value) else None
+    if b"\x00" in body:
+        return "(body)", NUL_PROBLEM
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
     return None
 
 

@@ -15,7 +15,7 @@ from worker.auth import Principal, Role
 from worker.clock import now
 from worker.config import get_settings
 from worker.db.session import session_factory
-from worker.metrics.definitions import GroupBy, parse_moment
+from worker.metrics.definitions import MOMENT_PATTERN, GroupBy, parse_moment
 from worker.metrics.report import MetricsReport, build_report
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
@@ -32,10 +32,21 @@ Supervisor = Annotated[Principal, Depends(require(Role.supervisor))]
 def metrics(
     _: Supervisor,
     since: Annotated[
-        str, Query(max_length=40, description="`7d`, `12h`, `2w`, or ISO 8601 with an offset.")
+        str,
+        Query(
+            max_length=40,
+            description="`7d`, `12h`, `2w`, `90m` before now, or ISO 8601 with its UTC offset "
+            "(`2026-03-01T00:00+08:00`), between 1970 and 2999.",
+            json_schema_extra={"pattern": MOMENT_PATTERN},
+        ),
     ] = "7d",
     until: Annotated[
-        str | None, Query(max_length=40, description="Same forms as `since`; default: now.")
+        str | None,
+        Query(
+            max_length=40,
+            description="Same forms as `since`, after it; default: now.",
+            json_schema_extra={"pattern": MOMENT_PATTERN},
+        ),
     ] = None,
     by: GroupBy = GroupBy.department,
     tz: Annotated[

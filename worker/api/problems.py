@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.routing import allowed_methods
 from worker.db.guard import ConcurrentChange
 from worker.idempotency import KeyReused
 from worker.ledger.lifecycle import TransitionRefused
@@ -61,7 +62,9 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
             fields.append({"field": "(body)", "problem": _json_problem(item)})
             continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
-        fields.append({"field": ".".join(location) or "(body)", "problem": str(item.get("msg"))})
+        # pydantic heads our validators' own words with "Value error, ": they read better bare.
+        message = str(item.get("msg")).removeprefix("Value error, ")
+        fields.append({"field": ".".join(location) or "(body)", "problem": message})
     return fields
 
 
@@ -82,15 +85,25 @@ async def _validation_problem(_: Request, error: Exception) -> JSONResponse:
 # FastAPI's words when a body cannot even be decoded (bytes that are not UTF-8, say): to the
 # caller that is the same mistake as malformed JSON, so it gets the same 422.
 _UNREADABLE_BODY = "There was an error parsing the body"
+# Bodies sent as JSON are read strictly before the routes (see `json_text`); what still
+# reaches FastAPI's parser unreadable was sent without a JSON content type.
+_UNREADABLE_REASON = "not valid JSON; send UTF-8 JSON with `Content-Type: application/json`"
 
 
-async def _http_problem(_: Request, error: Exception) -> JSONResponse:
+async def _http_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     if error.status_code == 400 and error.detail == _UNREADABLE_BODY:
-        fields = [{"field": "(body)", "problem": "not valid JSON: the body must be UTF-8 text"}]
+        fields = [{"field": "(body)", "problem": _UNREADABLE_REASON}]
         return problem(422, _TITLES[422], "(body): " + fields[0]["problem"], errors=fields)
     title = _TITLES.get(error.status_code, "Error")
-    return problem(error.status_code, title, str(error.detail), headers=error.headers)
+    headers = error.headers
+    if error.status_code == 405:
+        # Starlette names the methods of the first route whose path matches only, so that
+        # `/v1/deliveries/replay` would say GET and leave out POST.
+        allowed = ", ".join(allowed_methods(request.scope))
+        headers = {**(headers or {}), "Allow": allowed}
+        return problem(405, title, f"{request.method} is not allowed here; use {allowed}.", headers)
+    return problem(error.status_code, title, str(error.detail), headers=headers)
 
 
 async def _conflict_problem(_: Request, error: Exception) -> JSONResponse:

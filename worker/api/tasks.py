@@ -17,10 +17,10 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from worker.actions import department
-from worker.api import problems
+from worker.api import links, problems
 from worker.api.attempts import in_transaction
 from worker.api.auth import require
-from worker.api.cursor import decode, encode
+from worker.api.cursor import Cursor, decode, encode
 from worker.api.incidents import IdempotencyKey
 from worker.api.limits import json_body
 from worker.auth import Principal, Role
@@ -41,7 +41,7 @@ Action = Callable[[Session, Task], Task]
 @router.get(
     "",
     summary="Tasks, newest first: a department's own, or every one for supervisors",
-    responses=problems.responses(401, 403, 422, 500),
+    responses=problems.responses(401, 403, 422, 500) | links.task_page(),
 )
 def list_tasks(
     caller: Reader,
@@ -51,9 +51,7 @@ def list_tasks(
     ] = None,
     case_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: Cursor = None,
 ) -> TaskPage:
     if caller.role is Role.department:
         department = caller.department

@@ -3,13 +3,16 @@
 
 Fields closeloop does not use are kept in the model for the record, and unknown ones are
 ignored rather than refused: Alertmanager adds fields between releases (`truncatedAlerts`
-came late), and a monitoring upgrade must not silence the city's alarms.
+came late), and a monitoring upgrade must not silence the city's alarms. The fields it does
+read are typed strictly: a number where a date belongs is a broken sender, not the year 1970.
 """
 
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from worker.contracts.wire import Count, Moment
 
 MAX_ALERTS = 500
 
@@ -32,8 +35,8 @@ class Alert(_Lenient):
     status: AlertStatus
     labels: Labels = Field(description="Identify the alert; `alertname` picks its category.")
     annotations: Labels = Field(default_factory=dict)
-    starts_at: AwareDatetime = Field(alias="startsAt")
-    ends_at: AwareDatetime | None = Field(
+    starts_at: Moment = Field(alias="startsAt")
+    ends_at: Moment | None = Field(
         default=None, alias="endsAt", description="Year 1 (the zero time) while firing."
     )
     generator_url: str = Field(default="", alias="generatorURL", max_length=2000)
@@ -49,7 +52,7 @@ class AlertmanagerWebhook(_Lenient):
 
     version: Literal["4"]
     group_key: str = Field(alias="groupKey", max_length=2000)
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+    truncated_alerts: Count = Field(default=0, alias="truncatedAlerts")
     status: AlertStatus
     receiver: str = Field(max_length=200)
     group_labels: Labels = Field(default_factory=dict, alias="groupLabels")

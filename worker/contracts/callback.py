@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worker.contracts.case import CaseSummary
+from worker.contracts.wire import Flag
 
 MAX_COMMENT_CHARS = 2000
 MAX_REASON_CHARS = 1000
@@ -18,8 +19,8 @@ class _Body(BaseModel):
 class Feedback(_Body):
     """What the citizen said when the hotline called back after the case was resolved."""
 
-    solved: bool = Field(description="Is the problem solved?")
-    satisfied: bool = Field(description="Is the citizen satisfied with how it was handled?")
+    solved: Flag = Field(description="Is the problem solved? (true or false)")
+    satisfied: Flag = Field(description="Is the citizen satisfied with how it was handled?")
     comment: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] = ""
 
 

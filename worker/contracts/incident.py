@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
 from pydantic import (
     AnyHttpUrl,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -21,6 +19,7 @@ from pydantic import (
 
 from worker.clock import now
 from worker.contracts.enums import Priority
+from worker.contracts.wire import AttributeValue, Moment, Number
 
 MAX_DESCRIPTION_CHARS = 4000
 MAX_TITLE_CHARS = 200
@@ -31,7 +30,6 @@ MAX_SHORT_TEXT_CHARS = 500
 # How far ahead of the server's clock `occurred_at` may be (clocks drift); more is a mistake,
 # most often local time sent with the wrong UTC offset.
 OCCURRED_AT_AHEAD = timedelta(hours=1)
-_A_NUMBER = re.compile(r"\s*[-+]?\d+(\.\d*)?\s*")
 
 Slug = Annotated[
     str,
@@ -48,18 +46,29 @@ CategoryCode = Annotated[
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT_CHARS)
 ]
-AttributeValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+# Both-or-neither said in the schema too, so that generated clients and validators know it.
+_COORDINATES_TOGETHER: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["latitude", "longitude"], "properties": {
+            "latitude": {"type": "number"}, "longitude": {"type": "number"}}},
+        {"properties": {"latitude": {"type": "null"}, "longitude": {"type": "null"}}},
+    ]
+}  # fmt: skip
 
 
 class Location(_Strict):
     """Where it is. Coordinates are WGS 84 degrees; district and grid are the city's own codes."""
 
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
+    model_config = ConfigDict(json_schema_extra=_COORDINATES_TOGETHER)
+
+    latitude: Number | None = Field(default=None, ge=-90, le=90)
+    longitude: Number | None = Field(default=None, ge=-180, le=180)
     address: ShortText | None = None
     district: Slug | None = None
     grid: Slug | None = None
@@ -109,7 +118,7 @@ class Incident(_Strict):
     location: Location = Field(default_factory=Location)
     reporter: Reporter | None = None
     priority_hint: Priority | None = None
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Moment | None = Field(
         default=None,
         description="When it happened (ISO 8601 with its UTC offset); not in the future.",
     )
@@ -121,19 +130,6 @@ class Incident(_Strict):
         max_length=MAX_ATTRIBUTES,
         description="Anything else the filer knows (sensor id, reading...); rules may match on it.",
     )
-
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _a_date_not_a_number(cls, value: Any) -> Any:
-        # pydantic would take a number as seconds since 1970: say what is wanted instead.
-        if isinstance(value, int | float) or (
-            isinstance(value, str) and _A_NUMBER.fullmatch(value)
-        ):
-            raise ValueError(
-                "give a date and time in ISO 8601 with its UTC offset, such as "
-                "2026-11-24T08:15:00+08:00, not a number"
-            )
-        return value
 
     @field_validator("occurred_at")
     @classmethod

@@ -110,25 +110,54 @@ def overdue_at(
     return state == "dispatched" and acknowledge_due_at is not None and acknowledge_due_at < as_of
 
 
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# The two forms a window's end may take, as the API's schema states them: `7d` (m, h, d, w),
+# or an ISO 8601 time with its UTC offset (without one it would be ambiguous).
+RELATIVE_PATTERN = r"[0-9]{1,7}[mhdw]"
+ISO_PATTERN = (
+    r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+MOMENT_PATTERN = f"^({RELATIVE_PATTERN}|{ISO_PATTERN})$"
+_RELATIVE = re.compile(r"^([0-9]+)([mhdw])$")
+_ISO = re.compile(f"^{ISO_PATTERN}$")
+# Metrics count cases; none was filed before 1970 or after 2999, and the calendar arithmetic
+# of days and weeks stays far from the ends of Python's dates.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
     """`7d` (that long before `now`: m, h, d or w) or ISO 8601 with a UTC offset, e.g.
-    `2026-03-01T00:00:00+08:00`. A time without an offset is refused: it would be ambiguous."""
-    text = text.strip()
+    `2026-03-01T00:00:00+08:00`, between 1970 and 2999."""
     relative = _RELATIVE.match(text)
     if relative:
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
-        return now - timedelta(**{unit: amount})
+        try:
+            moment = now - timedelta(**{unit: amount})
+        except (OverflowError, ValueError):
+            moment = datetime.min.replace(tzinfo=UTC)
+    else:
+        moment = _iso_moment(text)
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"'{text}' is not between 1970 and 2999")
+    return moment
+
+
+def _iso_moment(text: str) -> datetime:
+    if not _ISO.match(text):
+        if re.match(r"^[0-9]{4}-", text) and not re.match(r"^(19[7-9]|2)", text):
+            raise ValueError(f"'{text}' is not between 1970 and 2999")
+        if _ISO.match(text + "Z"):
+            raise ValueError(f"'{text}' has no UTC offset; add one, e.g. +08:00 or Z")
+        raise ValueError(
+            f"'{text}' is neither like 7d, 12h, 2w nor an ISO time such as 2026-03-01T00:00+08:00"
+        )
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
-        raise ValueError(f"'{text}' is neither like 7d, 12h, 2w nor an ISO time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"'{text}' has no UTC offset; add one, e.g. +08:00 or Z")
-    return moment.astimezone(UTC)
+        raise ValueError(f"'{text}' is not a date on the calendar") from None
 
 
 MAX_BUCKETS = 400
