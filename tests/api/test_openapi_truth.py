@@ -142,7 +142,7 @@ def test_a_405_names_the_methods_of_the_resource(
     assert replay.headers["allow"] == "POST"
 
 
-def test_an_unknown_query_parameter_is_refused_by_name(
+def test_an_unknown_or_repeated_query_parameter_is_refused_by_name(
     client: TestClient, supervisor: Headers
 ) -> None:
     answer = client.get("/v1/cases", params={"satte": "open"}, headers=supervisor)
@@ -150,10 +150,21 @@ def test_an_unknown_query_parameter_is_refused_by_name(
     [error] = answer.json()["errors"]
     assert error["field"] == "query.satte"
     assert "state" in error["problem"]
-    assert client.get("/v1/cases", params={"state": "received"}, headers=supervisor).is_success
+    twice = client.get("/v1/cases?district=a&district=b", headers=supervisor)
+    assert twice.status_code == 422
+    assert twice.json()["errors"][0]["field"] == "query.district"
+    states = client.get("/v1/cases?state=received&state=triaged", headers=supervisor)
+    assert states.is_success
 
 
 def test_ready_declares_what_it_answers(openapi: dict[str, Any]) -> None:
     responses = openapi["paths"]["/ready"]["get"]["responses"]
     assert set(responses) == {"200", "503"}
     assert "application/problem+json" in responses["503"]["content"]
+
+
+def test_every_operation_with_a_body_declares_the_body_refusals(openapi: dict[str, Any]) -> None:
+    for path, methods in openapi["paths"].items():
+        for method, operation in methods.items():
+            if "requestBody" in operation:
+                assert {"413", "415", "422"} <= set(operation["responses"]), (method, path)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from worker.api import links, problems
 from worker.api.auth import require
+from worker.api.limits import json_body
 from worker.auth import Principal, Role
 from worker.db.models import Delivery
 from worker.db.session import session_factory, transaction
@@ -130,7 +131,8 @@ def get_delivery(delivery_id: str, _: Supervisor) -> DeliveryDetail:
     "/replay",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Replay many: by ids, or every dead letter matching a filter",
-    responses=problems.responses(401, 403, 422, 500),
+    dependencies=[Depends(json_body)],
+    responses=problems.responses(401, 403, 413, 415, 422, 500),
 )
 def replay_many(request: ReplayRequest, principal: Supervisor) -> ReplayOut:
     with transaction() as session:

@@ -1,11 +1,13 @@
 """Which routes answer at a path, whatever the method: for the `Allow` of a 405, and for
 knowing, before a route runs, whether it needs a token; and which query parameters an
-operation takes, so that one it does not is refused rather than ignored."""
+operation takes, so that one it does not (or one given twice that takes one value) is
+refused rather than ignored."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -41,19 +43,28 @@ def allowed_methods(scope: Scope) -> list[str]:
     return sorted(methods)
 
 
-def _declared_query(dependant: Any) -> frozenset[str]:
-    names = {param.alias for param in dependant.query_params}
+def _declared_query(dependant: Any) -> dict[str, bool]:
+    """Each query parameter the operation takes, and whether it may be given more than once."""
+    names = {param.alias: _is_list(param.field_info.annotation) for param in dependant.query_params}
     for sub in dependant.dependencies:
         names |= _declared_query(sub)
-    return frozenset(names)
+    return names
 
 
-_QUERY_OF: dict[int, frozenset[str]] = {}
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_is_list(member) for member in get_args(annotation))
+    return origin in (list, set, tuple) or annotation in (list, set, tuple)
+
+
+_QUERY_OF: dict[int, dict[str, bool]] = {}
 
 
 async def known_query_only(request: Request) -> None:
-    """A dependency for every operation: a query parameter it does not take is a 422, not
-    silently ignored (`?satte=open` would list every case, which is not what was asked)."""
+    """A dependency for every operation: a query parameter it does not take, or one given
+    twice that takes one value, is a 422 rather than ignored (`?satte=open` would list every
+    case; of `?department=gas&department=water` one would be dropped unseen)."""
     route = request.scope.get("route")
     if route is None or not hasattr(route, "dependant"):
         return
@@ -61,15 +72,15 @@ async def known_query_only(request: Request) -> None:
     if key not in _QUERY_OF:
         _QUERY_OF[key] = _declared_query(route.dependant)
     declared = _QUERY_OF[key]
-    unknown = sorted(set(request.query_params) - declared)
-    if unknown:
-        takes = ", ".join(sorted(declared)) or "none"
-        problems = [
-            {
-                "loc": ("query", name),
-                "msg": f"is not a query parameter of this operation (it takes: {takes})",
-                "type": "value_error",
-            }
-            for name in unknown
-        ]
+    takes = ", ".join(sorted(declared)) or "none"
+    problems = []
+    for name in sorted(set(request.query_params)):
+        if name not in declared:
+            why = f"is not a query parameter of this operation (it takes: {takes})"
+        elif not declared[name] and len(request.query_params.getlist(name)) > 1:
+            why = "is given more than once; it takes one value"
+        else:
+            continue
+        problems.append({"loc": ("query", name), "msg": why, "type": "value_error"})
+    if problems:
         raise RequestValidationError(problems)

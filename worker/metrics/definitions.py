@@ -133,10 +133,12 @@ def parse_moment(text: str, now: datetime) -> datetime:
     `2026-03-01T00:00:00+08:00`, between 1970 and 2999."""
     relative = _RELATIVE.match(text)
     if relative:
+        if len(relative.group(1)) > 7:
+            raise ValueError(f"'{text}' has more digits than any window needs (at most 7)")
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
         try:
             moment = now - timedelta(**{unit: amount})
-        except (OverflowError, ValueError):
+        except OverflowError:
             moment = datetime.min.replace(tzinfo=UTC)
     else:
         moment = _iso_moment(text)
