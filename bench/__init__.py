@@ -6,3 +6,5 @@ import os
 from worker.ledger.audit_keys import new_key_entry
 
 os.environ.setdefault("CLOSELOOP_AUDIT_KEYS", new_key_entry())
+# Their departments' endpoints are receivers on loopback, as in development.
+os.environ.setdefault("CLOSELOOP_ENVIRONMENT", "development")
