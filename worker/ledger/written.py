@@ -53,7 +53,16 @@ def note(
 def _written(action: str, to_state: str | None, case: Case | None) -> Written:
     if case is None:
         return Written(action, to_state)
-    return Written(action, to_state, case.category, case.district, case.lead_department)
+    # What the session already holds of the case: reading an attribute not loaded (a new
+    # case's lead, say) would cost a query on the busiest path for a fact nobody needs.
+    known = inspect(case).dict
+    return Written(
+        action,
+        to_state,
+        known.get("category"),
+        known.get("district"),
+        known.get("lead_department"),
+    )
 
 
 _installed: list[bool] = []
