@@ -42,6 +42,8 @@ def _parameter(method: str, path: str, name: str) -> dict[str, Any]:
 
 EXPECTED = {
     "a request body": [Settings().max_body_bytes],
+    "requests in flight in one API process": [Settings().max_requests_in_flight],
+    "the time a request body may take to arrive": [int(Settings().request_body_timeout)],
     "a message on the intake queue": [MAX_MESSAGE_BYTES],
     "an incident's title": [incident.MAX_TITLE_CHARS],
     "an incident's description": [incident.MAX_DESCRIPTION_CHARS],

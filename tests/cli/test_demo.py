@@ -39,6 +39,8 @@ def test_a_short_day_runs_end_to_end_then_serves_its_dashboard(tmp_path: Path) -
     try:
         printed = _until_dashboard(demo)
         assert "closeloop metrics by department" in printed
+        # The day's two ends, each with its date (a day's ends share the time of day).
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d to \d{4}-\d\d-\d\d \d\d:\d\d UTC", printed)
         assert "(0 with a bad signature)" in printed
         total = next(line for line in printed.splitlines() if "total" in line)
         received = int(total.split("│")[2])
