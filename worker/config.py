@@ -244,7 +244,4 @@ def get_settings() -> Settings:
 
 def reset_settings_cache() -> None:
     """For tests and for `closeloop up`, which adjust the environment before the first use."""
-    from worker.ledger.audit_keys import keyring
-
     get_settings.cache_clear()
-    keyring.cache_clear()

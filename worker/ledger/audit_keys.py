@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from worker.config import get_settings
+
 FILE_NAME = "audit-keys.env"
 VARIABLE = "CLOSELOOP_AUDIT_KEYS"
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
@@ -79,7 +81,7 @@ def ensure_key(data_dir: Path) -> Path | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{VARIABLE}={new_key_entry()}\n")
     path.chmod(0o600)
-    keyring.cache_clear()
+    _keyring.cache_clear()  # a folder asked for before may have had no key yet
     return path
 
 
@@ -101,17 +103,20 @@ def keyring_in(data_dir: Path) -> Keyring:
     return parse_keys(text)
 
 
-@lru_cache(maxsize=1)
 def keyring() -> Keyring:
-    """The keys in force (cached: the hot path asks for them on every event)."""
-    from worker.config import get_settings
-
+    """The keys in force for the settings in force."""
     settings = get_settings()
-    text = settings.audit_keys or _read_file(key_file(settings.data_dir))
+    return _keyring(settings.audit_keys, settings.data_dir)
+
+
+@lru_cache(maxsize=4)
+def _keyring(keys: str | None, data_dir: Path) -> Keyring:
+    # Cached by what decides it: the hot path asks for the keys on every event, and settings
+    # changed (tests, `closeloop up`) simply ask with other arguments.
+    text = keys or _read_file(key_file(data_dir))
     if not text:
         raise AuditKeyError(
             f"no audit key: set {VARIABLE}=id:base64key (make one with `closeloop audit "
-            f"new-key`), or run `closeloop up`, which keeps one in "
-            f"{key_file(settings.data_dir)}"
+            f"new-key`), or run `closeloop up`, which keeps one in {key_file(data_dir)}"
         )
     return parse_keys(text)
