@@ -56,6 +56,7 @@ def _mount() -> None:
         demo,
         intake,
         metrics,
+        receive,
         reconcile,
         rules,
         run,
@@ -72,6 +73,7 @@ def _mount() -> None:
     app.command("reconcile")(reconcile.reconcile_command)
     app.command("metrics")(metrics.metrics)
     app.command("demo")(demo.demo)
+    app.command("receive")(receive.receive)
     app.add_typer(
         intake.app, name="intake", help="Publish incidents to the intake queue, or consume them."
     )

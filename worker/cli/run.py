@@ -190,6 +190,7 @@ def _say_when_ready(settings: Settings, secrets_file: Path, stop: threading.Even
     else:
         return
     typer.echo(f"closeloop is up: API {settings.base_url()}  (docs {settings.base_url()}/docs)")
+    typer.echo(f"routing rules: {settings.resolved_rules_dir()}")
     typer.echo(f"departments' webhook secrets: {secrets_file}")
     typer.echo(
         f"next: closeloop token create --role hotline   (here, or anywhere with --data-dir "
