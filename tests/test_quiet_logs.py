@@ -20,7 +20,7 @@ from celery.worker import state as worker_state
 from structlog.testing import capture_logs
 
 from tests.support.pipeline import Pipeline, pipeline
-from tests.support.processes import wait_for
+from tests.support.processes import interruptible, wait_for
 from worker.logging import configure_logging
 from worker.messaging.intake_queue import IncidentIntake
 from worker.tasks.names import (
@@ -116,7 +116,9 @@ def exited(code: int) -> subprocess.Popen[bytes]:
     if code >= 0:
         process = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
     else:
-        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=interruptible
+        )
         process.send_signal(-code)
     process.wait(timeout=30)
     return process

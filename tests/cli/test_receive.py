@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import wait_for
+from tests.support.processes import interruptible, wait_for
 from worker.ops.embedded import free_port
 from worker.ops.embedded_secrets import new_secret
 from worker.webhooks.signing import signed_headers
@@ -29,7 +29,7 @@ def test_it_answers_204_to_a_signed_webhook_and_401_to_a_forged_one(tmp_path: Pa
     process = subprocess.Popen(
         [sys.executable, "-m", "worker", "--data-dir", str(data), "receive", "--port", str(port)],
         cwd=tmp_path, env={**env, "CLOSELOOP_RULES_DIR": str(ROOT / "routing_rules")},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/hooks/gas"
     body = json.dumps(

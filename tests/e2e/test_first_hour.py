@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.processes import wait_for
+from tests.support.processes import interruptible, wait_for
 from tests.support.receiver import Receiver, receiving
 from worker.ops.embedded import free_port
 from worker.ops.embedded_secrets import read_env_file
@@ -102,7 +103,7 @@ def up(newcomer: Newcomer, receivers: tuple[Receiver, Receiver]) -> Iterator[lis
     process = subprocess.Popen(
         [str(VENV / "bin" / "closeloop"), "up", "--port", str(newcomer.port)],
         cwd=newcomer.home, env=newcomer.env, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True, preexec_fn=interruptible,
     )  # fmt: skip
     printed: list[str] = []
     ready_when_said: list[int] = []
@@ -125,12 +126,8 @@ def up(newcomer: Newcomer, receivers: tuple[Receiver, Receiver]) -> Iterator[lis
             receiver.secrets.update(_by_department(newcomer, secrets))
         yield printed
     finally:
-        os.killpg(process.pid, 2)  # Ctrl-C
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=60) == 0, "Ctrl-C did not stop closeloop up cleanly"
 
 
 def _by_department(newcomer: Newcomer, secrets: dict[str, str]) -> dict[str, str]:

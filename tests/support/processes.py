@@ -15,6 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def interruptible() -> None:
+    """For `preexec_fn`: SIGINT as a terminal delivers it. A shell running a script in the
+    background (a CI runner may) starts it with SIGINT ignored, which its children inherit;
+    then a test's Ctrl-C would reach nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(
     args: list[str], env: dict[str, str], log: Path, module: str = "worker"
 ) -> subprocess.Popen[bytes]:
@@ -27,6 +34,7 @@ def spawn(
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 
