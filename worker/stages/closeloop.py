@@ -69,8 +69,15 @@ def record_feedback(
         )
     closes = solved and satisfied
     outcome = "closed" if closes else "reopened"
-    callback = _callback(
-        session, case, actor, solved, satisfied, comment, outcome, idempotency_key=idempotency_key
+    callback = record_callback(
+        session,
+        case,
+        actor=actor,
+        solved=solved,
+        satisfied=satisfied,
+        comment=comment,
+        outcome=outcome,
+        idempotency_key=idempotency_key,
     )
     if closes:
         close(session, case, actor, SATISFIED)
@@ -98,7 +105,10 @@ def auto_close(session: Session, at: datetime) -> int:
         .limit(AUTO_CLOSE_BATCH)
     ).all()
     for case in due:
-        _callback(session, case, ACTOR, None, None, "", "no_answer")
+        record_callback(
+            session, case, actor=ACTOR, solved=None, satisfied=None, comment="",
+            outcome="no_answer",
+        )  # fmt: skip
         close(session, case, ACTOR, NO_ANSWER)
     return len(due)
 
@@ -107,28 +117,6 @@ def close(session: Session, case: Case, actor: Actor, reason: str) -> None:
     case.closed_at = now()
     case.close_reason = reason
     transition(session, case, C.closed, actor=actor, data={"reason": reason})
-
-
-def _callback(
-    session: Session,
-    case: Case,
-    actor: Actor,
-    solved: bool | None,
-    satisfied: bool | None,
-    comment: str,
-    outcome: str,
-    idempotency_key: str | None = None,
-) -> Callback:
-    return record_callback(
-        session,
-        case,
-        actor=actor,
-        solved=solved,
-        satisfied=satisfied,
-        comment=comment,
-        outcome=outcome,
-        idempotency_key=idempotency_key,
-    )
 
 
 def _feedback_with_key(session: Session, case: Case, key: str) -> Callback | None:
